@@ -1,0 +1,3 @@
+"""Responsa: a self-hostable OpenAI Responses API server for any model."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,123 @@
+"""Settings from the environment and an optional TOML file.
+
+One place decides every default so the CLI, the app factory and the tests
+agree. Secrets are referenced by environment-variable *name* in the file
+(``api_key_env``) so a config file can be committed safely.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(slots=True)
+class ProviderConfig:
+    """One configured upstream, addressed as ``<name>/<model>``."""
+
+    name: str
+    kind: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    models: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+@dataclass(slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = "sqlite:///responsa.db"
+    redis_url: str | None = None
+    default_model: str = "local/smollm2"
+    aliases: dict[str, str] = field(default_factory=dict)
+    providers: dict[str, ProviderConfig] = field(default_factory=dict)
+    api_keys: list[str] = field(default_factory=list)
+    """If non-empty, only these bearer tokens are accepted. Either way each
+    key is its own tenant: data is partitioned by a hash of the key."""
+    max_body_bytes: int = 16 * 1024 * 1024
+    log_level: str = "info"
+    mcp_registry: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mcp_allow_private: list[str] = field(default_factory=list)
+    prompts_dir: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def _builtin_providers() -> dict[str, ProviderConfig]:
+    """Providers that exist without any configuration: the deterministic
+    test model, the embedded local model, and upstreams whose standard API
+    key variable is set."""
+    found = {
+        "test": ProviderConfig(name="test", kind="test"),
+        "local": ProviderConfig(name="local", kind="local"),
+    }
+    if os.environ.get("OPENAI_API_KEY"):
+        found["openai"] = ProviderConfig(
+            name="openai",
+            kind="openai-responses",
+            base_url=os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+            api_key_env="OPENAI_API_KEY",
+        )
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        found["anthropic"] = ProviderConfig(
+            name="anthropic",
+            kind="anthropic",
+            base_url=os.environ.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+            api_key_env="ANTHROPIC_API_KEY",
+        )
+    return found
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build settings: built-in defaults < TOML file < ``RESPONSA_*`` env < overrides."""
+    s = Settings(providers=_builtin_providers())
+    path = config_file or os.environ.get("RESPONSA_CONFIG")
+    if path:
+        data = tomllib.loads(Path(path).read_text())
+        s.raw = data
+        for key in ("host", "port", "database_url", "redis_url", "default_model", "log_level",
+                    "max_body_bytes", "prompts_dir"):
+            if key in data:
+                setattr(s, key, data[key])
+        s.aliases.update(data.get("aliases", {}))
+        s.api_keys.extend(data.get("api_keys", []))
+        for name, p in data.get("providers", {}).items():
+            s.providers[name] = ProviderConfig(
+                name=name,
+                kind=p.get("kind", "chat-completions"),
+                base_url=p.get("base_url"),
+                api_key_env=p.get("api_key_env"),
+                models=list(p.get("models", [])),
+                options={k: v for k, v in p.items()
+                         if k not in ("kind", "base_url", "api_key_env", "models")},
+            )
+        mcp = data.get("mcp", {})
+        s.mcp_registry.update(mcp.get("servers", {}))
+        s.mcp_allow_private.extend(mcp.get("allow_private", []))
+    env = os.environ
+    if v := env.get("RESPONSA_HOST"):
+        s.host = v
+    if v := env.get("RESPONSA_PORT"):
+        s.port = int(v)
+    if v := env.get("RESPONSA_DATABASE_URL"):
+        s.database_url = v
+    if v := env.get("RESPONSA_REDIS_URL"):
+        s.redis_url = v
+    if v := env.get("RESPONSA_DEFAULT_MODEL"):
+        s.default_model = v
+    if v := env.get("RESPONSA_API_KEYS"):
+        s.api_keys.extend(k.strip() for k in v.split(",") if k.strip())
+    if v := env.get("RESPONSA_LOG_LEVEL"):
+        s.log_level = v
+    if v := env.get("RESPONSA_MCP_ALLOW_PRIVATE"):
+        s.mcp_allow_private.extend(h.strip() for h in v.split(",") if h.strip())
+    for key, value in overrides.items():
+        setattr(s, key, value)
+    return s

@@ -1,0 +1,180 @@
+"""The provider contract: a small, provider-neutral request in, a stream of
+provider-neutral events out.
+
+Providers never build Responses events, ids or sequence numbers: the engine
+does, so every upstream gets the full, identical event taxonomy for free and
+a new provider is one module that only speaks its upstream's wire format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Item = dict[str, Any]
+"""A Responses item as JSON (message, function_call, function_call_output,
+reasoning, ...). Context is passed to providers in this one shape."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a model can do. Requests that need a missing capability are
+    rejected with a 400 naming the parameter instead of silently dropped."""
+
+    tools: bool = True
+    vision: bool = True
+    json_schema: bool = True
+    reasoning: bool = False
+    logprobs: bool = False
+    tool_choice_required: bool = True
+    context_window: int = 128_000
+
+
+@dataclass(slots=True)
+class ModelRequest:
+    """Everything a provider needs for one model call, already resolved:
+    the context (previous turns, conversation items, new input) is a flat,
+    ordered item list; ``instructions`` is the system prompt of this turn."""
+
+    model: str
+    items: list[Item]
+    instructions: str | None = None
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: str | dict[str, Any] = "auto"
+    parallel_tool_calls: bool = True
+    text_format: dict[str, Any] = field(default_factory=lambda: {"type": "text"})
+    temperature: float | None = None
+    top_p: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    max_output_tokens: int | None = None
+    top_logprobs: int | None = None
+    reasoning: dict[str, Any] | None = None
+    include: list[str] = field(default_factory=list)
+    user: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Provider-specific settings (e.g. the reference client's
+    ``{"model": ..., "settings": {...}}`` form)."""
+
+
+# --- events a provider yields -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+    logprobs: list[dict[str, Any]] | None = None
+    kind: Literal["text"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalDelta:
+    text: str
+    kind: Literal["refusal"] = "refusal"
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """Reasoning text (``summary=True`` for a summary rather than raw text)."""
+
+    text: str
+    summary: bool = False
+    kind: Literal["reasoning"] = "reasoning"
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDone:
+    """Ends a reasoning item; carries opaque upstream state to round-trip."""
+
+    encrypted_content: str | None = None
+    kind: Literal["reasoning_done"] = "reasoning_done"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStart:
+    """A function call begins. ``index`` distinguishes parallel calls."""
+
+    index: int
+    call_id: str
+    name: str
+    kind: Literal["tool_call_start"] = "tool_call_start"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    index: int
+    arguments: str
+    kind: Literal["tool_call_delta"] = "tool_call_delta"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    kind: Literal["usage"] = "usage"
+
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: FinishReason = "stop"
+    kind: Literal["finish"] = "finish"
+
+
+ModelEvent = (
+    TextDelta
+    | RefusalDelta
+    | ReasoningDelta
+    | ReasoningDone
+    | ToolCallStart
+    | ToolCallDelta
+    | Usage
+    | Finish
+)
+
+
+class ProviderError(Exception):
+    """An upstream failure, carried to the client in the OpenAI error shape.
+
+    ``retryable`` lets the engine fall back to the next model of a fallback
+    list, but only before anything was streamed to the client.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 502,
+        code: str = "upstream_error",
+        type: str = "server_error",
+        param: str | None = None,
+        retryable: bool = True,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.type = type
+        self.param = param
+        self.retryable = retryable
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """One upstream family. ``stream`` must end with a ``Finish`` event (and
+    should yield ``Usage`` before it) or raise ``ProviderError``."""
+
+    name: str
+
+    def capabilities(self, model: str) -> Capabilities: ...
+
+    def stream(self, req: ModelRequest) -> AsyncIterator[ModelEvent]: ...
+
+    async def list_models(self) -> list[str]: ...
+
+    async def aclose(self) -> None: ...
