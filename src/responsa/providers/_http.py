@@ -1,0 +1,208 @@
+"""Plumbing shared by providers whose upstream speaks JSON over HTTP with SSE.
+
+Every HTTP upstream fails in the same few ways (refused connections, 429s,
+5xx, streams that stop half-way), so the retry policy and the mapping to
+``ProviderError`` live here once: clients see identical errors whichever
+upstream family served them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import httpx
+import orjson
+
+from responsa.config import ProviderConfig
+from responsa.providers.base import Capabilities, ProviderError
+
+# Failures that happen before the upstream produced anything, so repeating
+# the request cannot duplicate output.
+_RETRY_TRANSPORT = (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ConnectTimeout)
+# A longer Retry-After than this is better answered by the engine falling
+# back to another model than by holding the client's request open.
+_MAX_RETRY_AFTER = 5.0
+_STREAM_HEADERS = {"content-type": "application/json", "accept": "text/event-stream"}
+
+
+def upstream_error(status: int, payload: Any) -> ProviderError:
+    """Map an upstream failure to the error our client sees.
+
+    The upstream's own message is kept because it is usually the only useful
+    hint (context too long, unknown model...). Upstream 401/403 become 502:
+    they mean Responsa's upstream credentials are wrong, which the client
+    cannot fix by changing its request.
+    """
+    message, code, param = _error_fields(payload)
+    message = message or f"Upstream returned HTTP {status}."
+    if status == 429:
+        return ProviderError(message, status=429, code=code or "rate_limit_exceeded", type="rate_limit_error")
+    if status in (401, 403):
+        return ProviderError(f"The upstream rejected this server's credentials: {message}",
+                             code="upstream_auth_error")
+    if 400 <= status < 500:
+        return ProviderError(message, status=400, code=code or "upstream_error", type="invalid_request_error",
+                             param=param, retryable=False)
+    return ProviderError(message, status=502, code=code or "upstream_error")
+
+
+def _error_fields(payload: Any) -> tuple[str | None, str | None, str | None]:
+    """Read ``{"error": {...}}`` and the looser shapes self-hosted servers use
+    (``{"error": "..."}``, ``{"message": ...}``, ``{"detail": ...}``, plain text)."""
+    if isinstance(payload, bytes | bytearray):
+        try:
+            payload = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return payload.decode(errors="replace").strip()[:1000] or None, None, None
+    if isinstance(payload, list) and payload:
+        payload = payload[0]
+    if not isinstance(payload, dict):
+        return None, None, None
+    err = payload.get("error", payload)
+    if isinstance(err, str):
+        return err, None, None
+    if not isinstance(err, dict):
+        return None, None, None
+    message = err.get("message") or err.get("detail")
+    code, param = err.get("code"), err.get("param")
+    return (str(message) if message else None, code if isinstance(code, str) else None,
+            param if isinstance(param, str) else None)
+
+
+async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Only ``data`` matters: every upstream we speak repeats the event name
+    inside the JSON payload, so ``event:``/``id:`` lines and comments are skipped."""
+    buf: list[str] = []
+    async for line in lines:
+        if not line:
+            if buf:
+                yield "\n".join(buf)
+                buf.clear()
+        elif line.startswith("data:"):
+            buf.append(line[6:] if line.startswith("data: ") else line[5:])
+    if buf:
+        yield "\n".join(buf)
+
+
+def _retry_after(resp: httpx.Response) -> float:
+    try:
+        return float(resp.headers.get("retry-after", 0))
+    except ValueError:  # an HTTP date: treat as "too long to wait for"
+        return _MAX_RETRY_AFTER + 1
+
+
+async def stream_json(client: httpx.AsyncClient, path: str, body: dict[str, Any], *,
+                      attempts: int, backoff: float) -> AsyncIterator[Any]:
+    """POST ``body`` and yield each decoded SSE data payload until EOF or ``[DONE]``.
+
+    Retries happen only while nothing has been yielded: once the caller has
+    seen an event a repeat would duplicate output, so later failures raise
+    ``ProviderError`` for the engine to turn into ``response.failed``.
+    """
+    content = orjson.dumps(body)
+    yielded = False
+    for attempt in range(attempts):
+        delay = backoff * 2**attempt
+        try:
+            async with client.stream("POST", path, content=content, headers=_STREAM_HEADERS) as resp:
+                if resp.status_code < 400:
+                    async for data in _sse_data(resp.aiter_lines()):
+                        if data == "[DONE]":
+                            return
+                        try:
+                            event = orjson.loads(data)
+                        except orjson.JSONDecodeError:
+                            raise ProviderError(f"The upstream sent invalid JSON: {data[:200]!r}") from None
+                        yielded = True
+                        yield event
+                    return
+                error = upstream_error(resp.status_code, await resp.aread())
+                retry = resp.status_code == 429 or resp.status_code >= 500
+                if resp.status_code == 429:
+                    wait = _retry_after(resp)
+                    retry = wait <= _MAX_RETRY_AFTER
+                    delay = max(delay, wait)
+        except httpx.TimeoutException as exc:
+            error = ProviderError(f"The upstream timed out ({type(exc).__name__}).", status=504,
+                                  code="upstream_timeout")
+            retry = not yielded and isinstance(exc, httpx.ConnectTimeout)
+        except httpx.TransportError as exc:
+            if yielded:
+                raise ProviderError(f"The upstream stream broke off: {exc}") from exc
+            error = ProviderError(f"Cannot reach the upstream: {exc}", code="upstream_unavailable")
+            retry = isinstance(exc, _RETRY_TRANSPORT)
+        if not retry or attempt == attempts - 1:
+            raise error
+        await asyncio.sleep(delay)
+
+
+class HTTPProvider:
+    """Base for HTTP providers: one pooled client, config-driven capabilities,
+    a cached model list. Subclasses add ``stream`` in their wire format."""
+
+    default_base_url: ClassVar[str | None] = None
+    default_capabilities: ClassVar[Capabilities] = Capabilities()
+    name: str
+
+    def __init__(self, cfg: ProviderConfig) -> None:
+        base_url = cfg.base_url or self.default_base_url
+        if not base_url:
+            raise ProviderError(f"Provider '{cfg.name}' needs a base_url.", status=500,
+                                code="provider_misconfigured", retryable=False)
+        opts = cfg.options
+        self.name = cfg.name
+        self._cfg = cfg
+        self._attempts = int(opts.get("max_retries", 2)) + 1
+        self._backoff = float(opts.get("retry_backoff", 0.2))
+        self._caps = self._capabilities_table(opts)
+        self._models: list[str] | None = None
+        pool = int(opts.get("max_connections", 512))
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            headers={**self._auth_headers(cfg.api_key), **opts.get("headers", {})},
+            # Long read timeout: a slow local server may think for minutes
+            # before its first token; connecting should never take that long.
+            timeout=httpx.Timeout(float(opts.get("timeout", 300)),
+                                  connect=float(opts.get("connect_timeout", 10))),
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+        )
+
+    def _auth_headers(self, api_key: str | None) -> dict[str, str]:
+        return {"authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def _capabilities_table(self, opts: dict[str, Any]) -> dict[str | None, Capabilities]:
+        """Built once so a typo in the config fails at start-up, not per request.
+        ``capabilities`` applies to every model, ``model_capabilities.<model>`` to one."""
+        try:
+            base = replace(self.default_capabilities, **opts.get("capabilities", {}))
+            table: dict[str | None, Capabilities] = {None: base}
+            for model, over in opts.get("model_capabilities", {}).items():
+                table[model] = replace(base, **over)
+        except TypeError as exc:
+            raise ProviderError(f"Provider '{self.name}' has invalid capabilities: {exc}", status=500,
+                                code="provider_misconfigured", retryable=False) from exc
+        return table
+
+    def capabilities(self, model: str) -> Capabilities:
+        return self._caps.get(model) or self._caps[None]
+
+    async def list_models(self) -> list[str]:
+        """Upstream ids plus configured ones; only a successful listing is
+        cached, so an upstream that was down at first ask is asked again."""
+        if self._models is None:
+            try:
+                resp = await self._client.get("models", timeout=10)
+                resp.raise_for_status()
+                self._models = [m["id"] for m in resp.json()["data"]]
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                return list(self._cfg.models)
+        return list(dict.fromkeys([*self._models, *self._cfg.models]))
+
+    def _stream_json(self, path: str, body: dict[str, Any]) -> AsyncIterator[Any]:
+        return stream_json(self._client, path, body, attempts=self._attempts, backoff=self._backoff)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
