@@ -126,6 +126,9 @@ class FakeAnthropic:
                                {"type": "thinking_delta", "thinking": "think."},
                                {"type": "signature_delta", "signature": SIGNATURE}])
             return [_start(), *thinking, *_text(1, "Done thinking."), *_end("end_turn")]
+        if word == "redacted":
+            redacted = _block(0, {"type": "redacted_thinking", "data": "QUJD"}, [])
+            return [_start(), *redacted, *_text(1, "ok"), *_end("end_turn")]
         if word == "long":
             return [_start(), *_text(0, "This is cut"), *_end("max_tokens", 5)]
         if word == "cache":

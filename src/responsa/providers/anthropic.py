@@ -10,18 +10,16 @@ get a plausible but wrong answer.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import mimetypes
-import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import httpx
 import orjson
 
 from responsa.config import ProviderConfig
+from responsa.providers._http import HTTPProvider
 from responsa.providers.base import (
     Capabilities,
     Finish,
@@ -61,18 +59,14 @@ _FINISH: dict[str, FinishReason] = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
-# Anthropic error type -> (our status, retryable).
-_ERRORS: dict[str, tuple[int, bool]] = {
+# Error types of mid-stream ``error`` events -> (our status, retryable); any
+# other type is an upstream fault (502, retryable). HTTP errors before the
+# stream are mapped by the shared ``_http`` layer.
+_STREAM_ERRORS: dict[str, tuple[int, bool]] = {
     "invalid_request_error": (400, False),
-    "request_too_large": (413, False),
-    "authentication_error": (502, True),
-    "permission_error": (502, True),
-    "not_found_error": (404, True),
     "rate_limit_error": (429, True),
-    "api_error": (502, True),
     "overloaded_error": (503, True),
 }
-_RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 
 def _invalid(message: str, param: str | None = None) -> ProviderError:
@@ -80,15 +74,12 @@ def _invalid(message: str, param: str | None = None) -> ProviderError:
                          param=param, retryable=False)
 
 
-def upstream_error(etype: str, message: str, http_status: int | None = None) -> ProviderError:
-    """Map an Anthropic error to ours. Upstream auth failures become 502: the
-    operator's key is wrong, not the client's request."""
-    status, retryable = _ERRORS.get(etype, (502, True))
-    if etype not in _ERRORS and http_status is not None:
-        status, retryable = (400, False) if 400 <= http_status < 500 else (502, True)
-    kind = "invalid_request_error" if status in (400, 404, 413) else (
-        "rate_limit_error" if status == 429 else "server_error")
-    return ProviderError(message, status=status, type=kind, code=etype, retryable=retryable)
+def _stream_error(err: Json) -> ProviderError:
+    etype = str(err.get("type", "api_error"))
+    status, retryable = _STREAM_ERRORS.get(etype, (502, True))
+    kind = {400: "invalid_request_error", 429: "rate_limit_error"}.get(status, "server_error")
+    return ProviderError(str(err.get("message") or "Anthropic reported an error mid-stream."), status=status,
+                         type=kind, code=etype, retryable=retryable)
 
 
 # --- request translation --------------------------------------------------------
@@ -303,18 +294,16 @@ class _Block:
     type: str
     tool_index: int = -1
     is_json: bool = False
-    has_args: bool = False
+    emitted: bool = False
     signature: str = ""
 
 
 @dataclass(slots=True)
-class StreamTranslator:
-    """Turns Messages SSE events into ModelEvents; independent of transport
-    so it can sit on any SSE reader."""
+class _Translator:
+    """Turns Messages SSE payloads into ModelEvents, one payload at a time."""
 
     blocks: dict[int, _Block] = field(default_factory=dict)
     tools: int = 0
-    user_tool_called: bool = False
     usage: dict[str, int] = field(default_factory=dict)
     stop_reason: str | None = None
     done: bool = False
@@ -340,8 +329,7 @@ class StreamTranslator:
             self.done = True
             return [self._final_usage(), self._finish()]
         elif event == "error":
-            err = data.get("error", {})
-            raise upstream_error(err.get("type", "api_error"), err.get("message", "Upstream error."))
+            raise _stream_error(data.get("error") or {})
         return []
 
     def _start(self, index: int, cb: Json) -> list[ModelEvent]:
@@ -349,6 +337,7 @@ class StreamTranslator:
         if cb["type"] == "text" and cb.get("text"):
             return [TextDelta(cb["text"])]
         if cb["type"] == "thinking" and cb.get("thinking"):
+            block.emitted = True
             return [ReasoningDelta(cb["thinking"])]
         if cb["type"] == "redacted_thinking":
             block.signature = _REDACTED + cb.get("data", "")
@@ -357,12 +346,11 @@ class StreamTranslator:
                 block.is_json = True
                 return []
             block.tool_index, self.tools = self.tools, self.tools + 1
-            self.user_tool_called = True
             return [ToolCallStart(block.tool_index, cb["id"], cb["name"])]
         return []
 
     def _args(self, block: _Block, text: str) -> ModelEvent:
-        block.has_args = True
+        block.emitted = True
         return TextDelta(text) if block.is_json else ToolCallDelta(block.tool_index, text)
 
     def _delta(self, block: _Block, delta: Json) -> list[ModelEvent]:
@@ -370,6 +358,7 @@ class StreamTranslator:
         if dtype == "text_delta":
             return [TextDelta(delta["text"])]
         if dtype == "thinking_delta":
+            block.emitted = True
             return [ReasoningDelta(delta["thinking"])]
         if dtype == "signature_delta":
             block.signature += delta["signature"]
@@ -379,8 +368,11 @@ class StreamTranslator:
 
     def _stop(self, block: _Block) -> list[ModelEvent]:
         if block.type in ("thinking", "redacted_thinking"):
-            return [ReasoningDone(encrypted_content=block.signature or None)]
-        if block.type == "tool_use" and not block.has_args:
+            # The engine opens a reasoning item on its first delta; a block with
+            # no visible text (redacted) still needs one to carry its payload.
+            opened: list[ModelEvent] = [] if block.emitted else [ReasoningDelta("")]
+            return [*opened, ReasoningDone(encrypted_content=block.signature or None)]
+        if block.type == "tool_use" and not block.emitted:
             return [self._args(block, "{}")]
         return []
 
@@ -392,124 +384,43 @@ class StreamTranslator:
 
     def _finish(self) -> Finish:
         reason = _FINISH.get(self.stop_reason or "end_turn", "stop")
-        if reason == "tool_calls" and not self.user_tool_called:
+        if reason == "tool_calls" and not self.tools:
             reason = "stop"  # only the emulated JSON tool was called: that is the answer
         return Finish(reason)
 
 
-# --- transport --------------------------------------------------------------------
-# TODO(_http.py): switch _post_stream/_sse to the shared helpers once they land.
+# --- provider ---------------------------------------------------------------------
 
 
-def _error_from_response(status: int, content: bytes) -> ProviderError:
-    try:
-        err = orjson.loads(content)["error"]
-        etype, message = str(err["type"]), str(err["message"])
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        etype, message = "", f"Anthropic returned HTTP {status}: {content[:200].decode('utf-8', 'replace')}"
-    if status == 529:
-        etype = "overloaded_error"
-    return upstream_error(etype, message, status)
-
-
-async def _sse(resp: httpx.Response) -> AsyncIterator[tuple[str, Json]]:
-    event, data = "", ""
-    async for line in resp.aiter_lines():
-        if line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data += line[5:].strip()
-        elif not line and data:
-            try:
-                payload = orjson.loads(data)
-            except orjson.JSONDecodeError as exc:
-                raise ProviderError(f"Anthropic sent malformed JSON in its stream: {exc}") from exc
-            yield event or payload.get("type", ""), payload
-            event, data = "", ""
-
-
-class AnthropicProvider:
-    name: str
+class AnthropicProvider(HTTPProvider):
+    default_base_url = "https://api.anthropic.com"
+    default_capabilities = Capabilities(tools=True, vision=True, json_schema=True, reasoning=True,
+                                        logprobs=False, context_window=200_000)
 
     def __init__(self, cfg: ProviderConfig) -> None:
-        self.name = cfg.name
-        self._cfg = cfg
-        opts = cfg.options
-        self._max_retries = int(opts.get("max_retries", 3))
-        self._retry_delay = float(opts.get("retry_base_delay", 0.5))
-        self._max_tokens = int(opts.get("max_tokens", DEFAULT_MAX_TOKENS))
-        headers = {"anthropic-version": str(opts.get("anthropic_version", API_VERSION))}
-        if key := cfg.api_key:
-            headers["x-api-key"] = key
-        base = (cfg.base_url or "https://api.anthropic.com").rstrip("/").removesuffix("/v1")
-        self._client = httpx.AsyncClient(
-            base_url=base, headers=headers,
-            timeout=httpx.Timeout(float(opts.get("timeout", 600)), connect=10.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-        )
+        # Paths are relative to /v1 (shared list_models asks for "models"), but
+        # Anthropic base URLs are conventionally given without it.
+        base = (cfg.base_url or self.default_base_url or "").rstrip("/").removesuffix("/v1")
+        self._version = str(cfg.options.get("anthropic_version", API_VERSION))
+        self._max_tokens = int(cfg.options.get("max_tokens", DEFAULT_MAX_TOKENS))
+        super().__init__(replace(cfg, base_url=base + "/v1"))
 
-    def capabilities(self, model: str) -> Capabilities:
-        return Capabilities(tools=True, vision=True, json_schema=True, reasoning=True, logprobs=False,
-                            context_window=200_000)
-
-    async def list_models(self) -> list[str]:
-        try:
-            resp = await self._client.get("/v1/models", params={"limit": 1000})
-            resp.raise_for_status()
-            return [str(m["id"]) for m in orjson.loads(resp.content)["data"]]
-        except (httpx.HTTPError, orjson.JSONDecodeError, KeyError, TypeError):
-            return list(self._cfg.models)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def _post_stream(self, body: Json) -> httpx.Response:
-        """POST with retries; only failures before the first byte are retried,
-        since after that the engine may already have streamed output."""
-        content = orjson.dumps(body)
-        attempt = 0
-        while True:
-            last = attempt >= self._max_retries
-            try:
-                req = self._client.build_request("POST", "/v1/messages", content=content,
-                                                 headers={"content-type": "application/json"})
-                resp = await self._client.send(req, stream=True)
-            except httpx.TransportError as exc:
-                if last:
-                    raise ProviderError(f"Cannot reach Anthropic: {exc!r}", status=502) from exc
-                await asyncio.sleep(self._delay(attempt, None))
-            else:
-                if resp.status_code < 400:
-                    return resp
-                await resp.aread()
-                await resp.aclose()
-                if last or resp.status_code not in _RETRY_STATUSES:
-                    raise _error_from_response(resp.status_code, resp.content)
-                await asyncio.sleep(self._delay(attempt, resp.headers.get("retry-after")))
-            attempt += 1
-
-    def _delay(self, attempt: int, retry_after: str | None) -> float:
-        """Honour the upstream's retry-after (capped), else jittered exponential backoff."""
-        if retry_after and retry_after.replace(".", "", 1).isdigit():
-            return min(float(retry_after), 60.0)
-        return self._retry_delay * 2.0**attempt * random.uniform(0.5, 1.0)
+    def _auth_headers(self, api_key: str | None) -> dict[str, str]:
+        headers = {"anthropic-version": self._version}
+        if api_key:
+            headers["x-api-key"] = api_key
+        return headers
 
     async def stream(self, req: ModelRequest) -> AsyncIterator[ModelEvent]:
         body = build_body(req, self._max_tokens)
         body["stream"] = True
-        resp = await self._post_stream(body)
-        translator = StreamTranslator()
-        try:
-            async for event, data in _sse(resp):
-                for ev in translator.feed(event, data):
-                    yield ev
-                if translator.done:
-                    return
-        except httpx.HTTPError as exc:
-            raise ProviderError(f"Anthropic stream failed: {exc!r}", status=502) from exc
-        finally:
-            await resp.aclose()
-        raise ProviderError("Anthropic stream ended before message_stop.", status=502)
+        translator = _Translator()
+        async for data in self._stream_json("messages", body):
+            for ev in translator.feed(data.get("type", ""), data):
+                yield ev
+            if translator.done:
+                return
+        raise ProviderError("Anthropic stream ended before message_stop.", code="upstream_incomplete")
 
 
 @register("anthropic")
