@@ -1,0 +1,196 @@
+"""A fake OpenAI Chat Completions server speaking the real wire format.
+
+Scripted by the last user message text so tests drive it through ordinary
+requests; every request body is recorded so tests can assert the translation
+that produced it. Zero think time, so it doubles as the upstream in
+benchmarks: ``python tests/fakes/openai_chat.py --port 9001``.
+
+Scripts: ``call:a,b`` (parallel tool calls), ``think`` (reasoning_content),
+``refuse``, ``length`` (finish_reason=length), ``fail`` (500), ``fail-once``
+(503 then success), ``rate-limit`` (429), ``bad-request`` (400), ``cut``
+(connection dropped mid-stream), ``slow`` (2 s before the headers);
+anything else is echoed back as ``You said: <text>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+Json = dict[str, Any]
+MODELS = ["fake-model", "fake-model-mini"]
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return " ".join(p.get("text", "") for p in content or () if isinstance(p, dict))
+
+
+def _json(status: int, payload: Json) -> Response:
+    return Response(orjson.dumps(payload), status, media_type="application/json")
+
+
+def _error(status: int, message: str, etype: str, param: str | None = None,
+           code: str | None = None) -> Response:
+    return _json(status, {"error": {"message": message, "type": etype, "param": param, "code": code}})
+
+
+class FakeChat:
+    def __init__(self) -> None:
+        self.requests: list[Json] = []
+        self.seen: Counter[str] = Counter()
+        self.app = Starlette(routes=[
+            Route("/v1/chat/completions", self._completions, methods=["POST"]),
+            Route("/v1/models", self._models),
+        ])
+
+    @property
+    def last(self) -> Json:
+        return self.requests[-1]
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.seen.clear()
+
+    async def _models(self, request: Request) -> Response:
+        return _json(200, {"object": "list", "data": [
+            {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in MODELS]})
+
+    async def _completions(self, request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        self.requests.append(body)
+        users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+        text = _text_of(users[-1]["content"]) if users else ""
+        self.seen[text] += 1
+        if text == "fail":
+            return _error(500, "fake upstream failure", "server_error")
+        if text == "fail-once" and self.seen[text] == 1:
+            return _error(503, "fake upstream overloaded", "server_error")
+        if text == "rate-limit":
+            return _error(429, "Rate limit reached for fake-model", "requests", code="rate_limit_exceeded")
+        if text == "bad-request":
+            return _error(400, "Invalid value for 'messages': fake bad request.", "invalid_request_error",
+                          param="messages", code="invalid_value")
+        if text == "slow":
+            await asyncio.sleep(2)
+        script = _script(text, body)
+        if body.get("stream"):
+            stream = self._sse(script, body, cut=text == "cut")
+            return StreamingResponse(stream, media_type="text/event-stream")
+        return _json(200, _completion(script, body))
+
+    async def _sse(self, script: _Script, body: Json, *, cut: bool) -> AsyncIterator[bytes]:
+        for i, chunk in enumerate(script.chunks(body)):
+            if cut and i == 3:
+                raise ConnectionResetError("fake upstream dropped the connection")
+            yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+        yield b"data: [DONE]\n\n"
+
+
+class _Script:
+    """One scripted answer, rendered either as stream chunks or one completion."""
+
+    def __init__(self, body: Json) -> None:
+        self.model = body.get("model", "fake-model")
+        self.reasoning: list[str] = []
+        self.text: list[str] = []
+        self.refusal: list[str] = []
+        self.calls: list[tuple[str, str, list[str]]] = []  # (id, name, argument pieces)
+        self.finish = "stop"
+        self.prompt_tokens = sum(len(_text_of(m.get("content")).split()) for m in body.get("messages", []))
+
+    def _chunk(self, delta: Json, *, finish: str | None = None, logprobs: Json | None = None) -> Json:
+        return {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": self.model,
+                "system_fingerprint": None,
+                "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]}
+
+    def usage(self) -> Json:
+        completion = len(self.reasoning) + len(self.text) + len(self.refusal) + len(self.calls)
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": completion,
+                "total_tokens": self.prompt_tokens + completion,
+                "prompt_tokens_details": {"cached_tokens": self.prompt_tokens // 2},
+                "completion_tokens_details": {"reasoning_tokens": len(self.reasoning)}}
+
+    def chunks(self, body: Json) -> list[Json]:
+        out = [self._chunk({"role": "assistant", "content": ""})]
+        out += [self._chunk({"reasoning_content": r}) for r in self.reasoning]
+        top = body.get("top_logprobs") or 0
+        for piece in self.text:
+            lp = _logprobs(piece, top) if body.get("logprobs") else None
+            out.append(self._chunk({"content": piece}, logprobs=lp))
+        out += [self._chunk({"refusal": r}) for r in self.refusal]
+        for index, (call_id, name, pieces) in enumerate(self.calls):
+            out.append(self._chunk({"tool_calls": [{"index": index, "id": call_id, "type": "function",
+                                                    "function": {"name": name, "arguments": ""}}]}))
+            out += [self._chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]})
+                    for p in pieces]
+        out.append(self._chunk({}, finish=self.finish))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            out.append({**self._chunk({}), "choices": [], "usage": self.usage()})
+        return out
+
+
+def _logprobs(token: str, top: int) -> Json:
+    def entry(tok: str, logprob: float) -> Json:
+        return {"token": tok, "logprob": logprob, "bytes": list(tok.encode())}
+
+    alternatives = [entry(token, -0.1), entry("<alt>", -2.5), entry("<alt2>", -4.0)][:top]
+    return {"content": [{**entry(token, -0.1), "top_logprobs": alternatives}], "refusal": None}
+
+
+def _script(text: str, body: Json) -> _Script:
+    s = _Script(body)
+    if text.startswith("call:"):
+        for i, name in enumerate(text[5:].split(",")):
+            args = orjson.dumps({"city": "Paris", "n": i}).decode()
+            s.calls.append((f"call_fake_{i}", name, [args[:5], args[5:12], args[12:]]))
+        s.finish = "tool_calls"
+    elif text == "think":
+        s.reasoning = ["Let me ", "think."]
+        s.text = ["Thought", " done."]
+    elif text == "refuse":
+        s.refusal = ["I can't ", "help with that."]
+    elif text == "length":
+        s.text = ["This ", "is ", "cut"]
+        s.finish = "length"
+    else:
+        words = f"You said: {text}".split(" ")
+        s.text = [w if i == 0 else " " + w for i, w in enumerate(words)]
+    return s
+
+
+def _completion(script: _Script, body: Json) -> Json:
+    message: Json = {"role": "assistant", "content": "".join(script.text) or None,
+                     "refusal": "".join(script.refusal) or None}
+    if script.reasoning:
+        message["reasoning_content"] = "".join(script.reasoning)
+    if script.calls:
+        message["tool_calls"] = [
+            {"id": cid, "type": "function", "function": {"name": n, "arguments": "".join(p)}}
+            for cid, n, p in script.calls]
+    return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": script.model,
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": script.finish}],
+            "usage": script.usage()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9001)
+    args = parser.parse_args()
+    uvicorn.run(FakeChat().app, host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
