@@ -1,0 +1,49 @@
+"""The ASGI application: routes, error handlers, start-up and shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from responsa import __version__
+from responsa.api import errors, models, responses
+from responsa.api.responses import json_response
+from responsa.api.state import AppState
+from responsa.config import Settings, load_settings
+from responsa.protocol.errors import APIError
+from responsa.providers.registry import Registry
+from responsa.store import open_store
+
+
+async def health(request: Request) -> Response:
+    return json_response({"status": "ok", "version": __version__})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = open_store(settings.database_url)
+        await store.open()
+        registry = Registry(settings)
+        app.state.responsa = AppState(settings=settings, store=store, registry=registry,
+                                      api_keys=frozenset(settings.api_keys))
+        try:
+            yield
+        finally:
+            await registry.aclose()
+            await store.close()
+
+    return Starlette(
+        routes=[Route("/health", health, methods=["GET"]), *responses.routes, *models.routes],
+        exception_handlers={APIError: errors.api_error, HTTPException: errors.http_error,
+                            Exception: errors.unhandled},
+        lifespan=lifespan,
+    )

@@ -1,0 +1,161 @@
+"""``/v1/responses`` routes: create (JSON or SSE), retrieve (or replay as a
+stream), delete, input items."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from responsa.api import sse
+from responsa.api.state import json_body, state
+from responsa.engine.context import prepare
+from responsa.engine.events import Event
+from responsa.engine.loop import TERMINAL
+from responsa.engine.replay import replay
+from responsa.engine.runner import execute
+from responsa.protocol.errors import APIError, invalid, not_found
+from responsa.protocol.request import parse_create
+from responsa.store.base import IdempotencyConflict
+
+IDEMPOTENCY_WAIT_S = 30.0
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _failed_status(response: dict[str, Any], status: int | None, type: str | None) -> Response:
+    """A non-streamed response that failed upstream becomes an HTTP error a
+    client's retry logic understands (502/504/429/400), in the error shape."""
+    err = response.get("error") or {}
+    return Response(orjson.dumps(APIError(err.get("message", "The response failed."), status=status or 502,
+                                          type=type or "server_error", code=err.get("code")).body()),
+                    status_code=status or 502, media_type="application/json",
+                    headers={"x-response-id": response["id"]})
+
+
+async def _prepend(first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    yield first
+    async for ev in rest:
+        yield ev
+
+
+async def _wait_for(request: Request, tenant: str, response_id: str) -> dict[str, Any]:
+    """The result of an earlier request with the same idempotency key."""
+    st = state(request)
+    deadline = time.monotonic() + IDEMPOTENCY_WAIT_S
+    while True:
+        found = await st.store.get_response(tenant, response_id)
+        if found is None:
+            raise not_found(f"Response with id '{response_id}' not found.")
+        if found["status"] not in ("queued", "in_progress") or found.get("background"):
+            return found
+        if time.monotonic() > deadline:
+            raise APIError("A request with this Idempotency-Key is still in progress.", status=409,
+                           code="idempotency_in_progress")
+        await asyncio.sleep(0.05)
+
+
+def _stream(events: AsyncIterator[Event]) -> StreamingResponse:
+    return StreamingResponse(sse.encode(events), media_type="text/event-stream", headers=sse.HEADERS)
+
+
+async def _replayed(events: list[Event]) -> AsyncIterator[Event]:
+    for ev in events:
+        yield ev
+
+
+async def create(request: Request) -> Response:
+    st = state(request)
+    tenant = st.tenant(request)
+    req = parse_create(await json_body(request, st.settings.max_body_bytes))
+    prep = await prepare(req, tenant=tenant, store=st.store, registry=st.registry,
+                         default_model=st.settings.default_model)
+    idem = request.headers.get("idempotency-key") if prep.store else None
+    events = execute(prep, st.store, tenant, idempotency_key=idem)
+    try:
+        first = await anext(events)
+    except IdempotencyConflict as dup:
+        earlier = await _wait_for(request, tenant, dup.response_id)
+        if req.stream:
+            return _stream(_replayed(replay(earlier)))
+        if earlier["status"] == "failed":
+            return _failed_status(earlier, None, None)
+        return json_response(earlier)
+    if req.stream:
+        return _stream(_prepend(first, events))
+    final: dict[str, Any] = first["response"]
+    async for ev in events:
+        if ev["type"] in TERMINAL:
+            final = ev["response"]
+    failure = prep.turn.failure
+    if final["status"] == "failed" and failure is not None:
+        return _failed_status(final, failure.status, failure.type)
+    return json_response(final)
+
+
+async def retrieve(request: Request) -> Response:
+    st = state(request)
+    tenant = st.tenant(request)
+    rid = request.path_params["response_id"]
+    found = await st.store.get_response(tenant, rid)
+    if found is None:
+        raise not_found(f"Response with id '{rid}' not found.", "response_id")
+    if request.query_params.get("stream") in ("true", "1"):
+        after = request.query_params.get("starting_after")
+        if after is not None and not after.lstrip("-").isdigit():
+            raise invalid("'starting_after' must be an integer sequence number.", "starting_after")
+        events = [ev for ev in replay(found) if after is None or ev["sequence_number"] > int(after)]
+        return _stream(_replayed(events))
+    return json_response(found)
+
+
+async def delete(request: Request) -> Response:
+    st = state(request)
+    rid = request.path_params["response_id"]
+    if not await st.store.delete_response(st.tenant(request), rid):
+        raise not_found(f"Response with id '{rid}' not found.", "response_id")
+    return json_response({"id": rid, "object": "response.deleted", "deleted": True})
+
+
+def list_params(request: Request) -> tuple[str | None, str | None, int, Any]:
+    """``after``/``before``/``limit``/``order`` exactly as OpenAI's lists take them."""
+    q = request.query_params
+    raw_limit = q.get("limit", "20")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
+        raise invalid("'limit' must be an integer between 1 and 100.", "limit")
+    order = q.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise invalid("'order' must be 'asc' or 'desc'.", "order")
+    return q.get("after"), q.get("before"), int(raw_limit), order
+
+
+def list_body(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None, "has_more": has_more}
+
+
+async def input_items(request: Request) -> Response:
+    st = state(request)
+    rid = request.path_params["response_id"]
+    after, before, limit, order = list_params(request)
+    result = await st.store.list_input_items(st.tenant(request), rid, after=after, before=before, limit=limit,
+                                             order=order)
+    if result is None:
+        raise not_found(f"Response with id '{rid}' not found.", "response_id")
+    return json_response(list_body(result.data, result.has_more))
+
+
+routes = [
+    Route("/v1/responses", create, methods=["POST"]),
+    Route("/v1/responses/{response_id}", retrieve, methods=["GET"]),
+    Route("/v1/responses/{response_id}", delete, methods=["DELETE"]),
+    Route("/v1/responses/{response_id}/input_items", input_items, methods=["GET"]),
+]

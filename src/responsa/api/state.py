@@ -1,0 +1,53 @@
+"""What every route needs, built once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+from starlette.requests import HTTPConnection, Request
+
+from responsa.api.auth import tenant_of
+from responsa.config import Settings
+from responsa.protocol.errors import APIError
+from responsa.providers.registry import Registry
+from responsa.store.base import Store
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: Settings
+    store: Store
+    registry: Registry
+    api_keys: frozenset[str] = field(default_factory=frozenset)
+
+    def tenant(self, conn: HTTPConnection) -> str:
+        return tenant_of(conn, self.api_keys)
+
+
+def state(conn: HTTPConnection) -> AppState:
+    st: AppState = conn.app.state.responsa
+    return st
+
+
+async def json_body(request: Request, limit: int) -> object:
+    """The decoded body, or a 4xx a person can act on."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise APIError(f"Request body too large: {declared} bytes (limit {limit}).", status=413,
+                       code="request_too_large")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise APIError(f"Request body too large (limit {limit} bytes).", status=413,
+                           code="request_too_large")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw:
+        raise APIError("The request body is empty: send a JSON object.", code="invalid_json")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise APIError(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None

@@ -1,0 +1,228 @@
+"""From a validated request to a runnable ``Turn``: resolve the model(s),
+check capabilities, load history (``previous_response_id``), normalise the
+input and the tools. Everything a client can get wrong is caught here, before
+any event is emitted, so it becomes a clean 4xx instead of a failed stream.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from responsa.engine.loop import Candidate, Turn
+from responsa.protocol.errors import APIError, invalid, not_found
+from responsa.protocol.ids import new_id
+from responsa.protocol.items import Item, normalize_input
+from responsa.protocol.request import CreateResponse, instructions_text
+from responsa.protocol.response import new_response
+from responsa.providers.base import ModelRequest, ProviderError
+from responsa.providers.registry import Registry, UnknownModel
+from responsa.store.base import Store
+
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A turn plus what the caller needs to persist and deliver it."""
+
+    turn: Turn
+    request_json: dict[str, Any]
+    store: bool
+
+
+def _model_candidates(req: CreateResponse, registry: Registry, default_model: str) -> tuple[str, list[Candidate]]:
+    """The reference client's ``model`` forms: a string, ``{model, settings}``,
+    or a list used as an ordered fallback chain."""
+    raw = req.model if req.model is not None else default_model
+    entries = raw if isinstance(raw, list) else [raw]
+    if not entries:
+        raise invalid("'model' must not be an empty list.", "model", "empty_array")
+    candidates = []
+    for i, entry in enumerate(entries):
+        param = f"model[{i}]" if isinstance(raw, list) else "model"
+        settings: dict[str, Any] = {}
+        if isinstance(entry, dict):
+            name = entry.get("model") or entry.get("name")
+            settings = entry.get("settings") or {}
+            if not isinstance(settings, dict):
+                raise invalid(f"'{param}.settings' must be an object.", f"{param}.settings", "invalid_type")
+        else:
+            name = entry
+        if not isinstance(name, str) or not name:
+            raise invalid(f"'{param}' must name a model, e.g. 'openai/gpt-4o-mini' or 'test/echo'.", param,
+                          "invalid_type")
+        try:
+            provider, upstream = registry.resolve(name)
+        except UnknownModel as exc:
+            raise not_found(str(exc), param, "model_not_found") from None
+        except ProviderError as exc:
+            raise APIError(exc.message, status=exc.status, type=exc.type, param=param, code=exc.code) from None
+        candidates.append(Candidate(provider, upstream, settings))
+    first = entries[0]
+    display = first if isinstance(first, str) else str(first.get("model") or first.get("name"))
+    return display, candidates
+
+
+def _function_tools(req: CreateResponse) -> list[dict[str, Any]]:
+    tools = []
+    for i, tool in enumerate(req.tools or []):
+        ttype = tool.get("type")
+        if ttype != "function":
+            raise invalid(f"Invalid value for 'tools[{i}].type': {ttype!r}. Supported tool types are "
+                          "'function' and 'mcp'.", f"tools[{i}].type", "unsupported_value")
+        name = tool.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            raise invalid(f"Invalid 'tools[{i}].name': must be 1-64 characters of a-z, A-Z, 0-9, '_' or "
+                          "'-'.", f"tools[{i}].name")
+        params = tool.get("parameters")
+        if params is not None and not isinstance(params, dict):
+            raise invalid(f"Invalid type for 'tools[{i}].parameters': expected a JSON schema object.",
+                          f"tools[{i}].parameters", "invalid_type")
+        strict = tool.get("strict")
+        if strict is not None and not isinstance(strict, bool):
+            raise invalid(f"Invalid type for 'tools[{i}].strict': expected a boolean.", f"tools[{i}].strict",
+                          "invalid_type")
+        description = tool.get("description")
+        if description is not None and not isinstance(description, str):
+            raise invalid(f"Invalid type for 'tools[{i}].description': expected a string.",
+                          f"tools[{i}].description", "invalid_type")
+        unknown = set(tool) - {"type", "name", "description", "parameters", "strict"}
+        if unknown:
+            key = sorted(unknown)[0]
+            raise invalid(f"Unknown parameter: 'tools[{i}].{key}'.", f"tools[{i}].{key}", "unknown_parameter")
+        if any(t["name"] == name for t in tools):
+            raise invalid(f"Duplicate tool name {name!r} in 'tools'.", f"tools[{i}].name")
+        tools.append({"type": "function", "name": name, "description": description, "parameters": params,
+                      "strict": strict})
+    return tools
+
+
+def _tool_choice(choice: Any, tools: list[dict[str, Any]]) -> Any:
+    names = {t["name"] for t in tools}
+    if choice is None:
+        return "auto"
+    if isinstance(choice, str):
+        if choice not in ("none", "auto", "required"):
+            raise invalid(f"Invalid value for 'tool_choice': {choice!r}. Supported values are 'none', "
+                          "'auto' and 'required', or a tool object.", "tool_choice")
+        if choice == "required" and not tools:
+            raise invalid("'tool_choice' is 'required' but no tools were given.", "tool_choice")
+        return choice
+    ctype = choice.get("type")
+    if ctype == "function":
+        if choice.get("name") not in names:
+            raise invalid(f"Tool choice names function {choice.get('name')!r}, which is not in 'tools'.",
+                          "tool_choice.name")
+        return {"type": "function", "name": choice["name"]}
+    if ctype == "allowed_tools":
+        mode = choice.get("mode", "auto")
+        if mode not in ("auto", "required"):
+            raise invalid("'tool_choice.mode' must be 'auto' or 'required'.", "tool_choice.mode")
+        allowed = choice.get("tools")
+        if not isinstance(allowed, list) or not allowed:
+            raise invalid("'tool_choice.tools' must be a non-empty array.", "tool_choice.tools")
+        for j, t in enumerate(allowed):
+            if not isinstance(t, dict) or t.get("name") not in names:
+                raise invalid(f"'tool_choice.tools[{j}]' names a tool that is not in 'tools'.",
+                              f"tool_choice.tools[{j}]")
+        return {"type": "allowed_tools", "mode": mode,
+                "tools": [{"type": "function", "name": t["name"]} for t in allowed]}
+    raise invalid(f"Invalid value for 'tool_choice.type': {ctype!r}.", "tool_choice.type")
+
+
+def _check_call_ids(history: list[Item], new_items: list[Item]) -> None:
+    seen = {it["call_id"] for it in history if it["type"] == "function_call"}
+    for i, it in enumerate(new_items):
+        if it["type"] == "function_call":
+            seen.add(it["call_id"])
+        elif it["type"] == "function_call_output" and it["call_id"] not in seen:
+            raise invalid(f"No tool call found for function call output with call_id {it['call_id']!r}.",
+                          f"input[{i}].call_id", "tool_call_not_found")
+
+
+def _needs_vision(items: list[Item]) -> bool:
+    return any(isinstance(p, dict) and p.get("type") == "input_image"
+               for it in items if it["type"] == "message" for p in it["content"])
+
+
+_NOT_YET = {
+    "conversation": "Conversations",
+    "background": "Background mode",
+    "prompt": "Reusable prompts",
+    "mcp_servers": "MCP servers",
+    "credentials": "MCP credentials",
+}
+
+
+async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: Registry,
+                  default_model: str, history: list[Item] | None = None) -> Prepared:
+    """``history`` overrides the store lookup of ``previous_response_id``
+    (WebSocket mode keeps ``store=false`` responses on the connection)."""
+    fields = req.model_fields_set
+    for name, what in _NOT_YET.items():
+        if name in fields and getattr(req, name) not in (None, False, [], {}):
+            raise invalid(f"{what} ('{name}') are not supported by this server yet.", name, "unsupported_parameter")
+    model, candidates = _model_candidates(req, registry, default_model)
+    tools = _function_tools(req)
+    tool_choice = _tool_choice(req.tool_choice, tools)
+    instructions, _ = instructions_text(req)
+    new_items = normalize_input(req.input)
+    if not new_items and req.previous_response_id is None:
+        raise invalid("Missing required parameter: 'input'.", "input", "missing_required_parameter")
+
+    prev_id = req.previous_response_id
+    if history is None:
+        history = []
+        if prev_id is not None:
+            loaded = await store.load_context(tenant, prev_id)
+            if loaded is None:
+                raise not_found(f"Previous response with id '{prev_id}' not found.", "previous_response_id",
+                                "previous_response_not_found")
+            history = loaded
+    refs = [it["id"] for it in new_items if it["type"] == "item_reference"]
+    if refs:
+        found = await store.get_items(tenant, refs)
+        for i, it in enumerate(new_items):
+            if it["type"] == "item_reference":
+                if it["id"] not in found:
+                    raise not_found(f"Item with id '{it['id']}' not found.", f"input[{i}].id", "item_not_found")
+                new_items[i] = found[it["id"]]
+    _check_call_ids(history, new_items)
+
+    caps = candidates[0].provider.capabilities(candidates[0].model)
+    if tools and not caps.tools:
+        raise invalid(f"Model '{model}' does not support tools.", "tools", "unsupported_parameter")
+    fmt = (req.text or {}).get("format") or {"type": "text"}
+    if fmt.get("type") == "json_schema" and not caps.json_schema:
+        raise invalid(f"Model '{model}' does not support structured output.", "text.format",
+                      "unsupported_parameter")
+    if req.top_logprobs and not caps.logprobs:
+        raise invalid(f"Model '{model}' does not return log probabilities.", "top_logprobs",
+                      "unsupported_parameter")
+    if req.reasoning and req.reasoning.get("effort") not in (None, "none") and not caps.reasoning:
+        raise invalid(f"Model '{model}' is not a reasoning model.", "reasoning.effort", "unsupported_parameter")
+    context = [*history, *new_items]
+    if not caps.vision and _needs_vision(context):
+        raise invalid(f"Model '{model}' does not accept image input.", "input", "unsupported_parameter")
+
+    params = req.model_dump(exclude_unset=True, exclude={"input", "instructions", "model", "tools",
+                                                         "tool_choice", "credentials"})
+    do_store = req.store is not False
+    response = new_response(
+        id=new_id("resp"), model=model, status="in_progress", instructions=instructions, tools=tools,
+        tool_choice=tool_choice, params=params, previous_response_id=prev_id, conversation_id=None,
+        store=do_store, background=bool(req.background), metadata=req.metadata or {})
+    model_request = ModelRequest(
+        model=candidates[0].model, items=context, instructions=instructions, tools=tools,
+        tool_choice=tool_choice, parallel_tool_calls=req.parallel_tool_calls is not False, text_format=fmt,
+        temperature=req.temperature, top_p=req.top_p, presence_penalty=req.presence_penalty,
+        frequency_penalty=req.frequency_penalty, max_output_tokens=req.max_output_tokens,
+        top_logprobs=req.top_logprobs, reasoning=req.reasoning, include=req.include or [],
+        user=req.safety_identifier or req.user)
+    obfuscate = bool(req.stream) and (req.stream_options or {}).get("include_obfuscation") is True
+    turn = Turn(response=response, request=model_request, candidates=candidates,
+                input_items=new_items, obfuscate=obfuscate)
+    request_json = req.model_dump(exclude_unset=True, exclude={"credentials"})
+    return Prepared(turn=turn, request_json=request_json, store=do_store)

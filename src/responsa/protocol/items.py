@@ -1,0 +1,209 @@
+"""Input items: validated and normalised into the canonical item JSON that
+the store keeps, ``input_items`` lists and providers read.
+
+Hand-written rather than a pydantic union because the error must name the
+exact offending path (``input[2].content[0].image_url``) the way OpenAI
+does, and because items are the hot path of every request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from responsa.protocol.errors import invalid
+from responsa.protocol.ids import new_id
+
+Item = dict[str, Any]
+
+MESSAGE_ROLES = ("user", "assistant", "system", "developer")
+_INPUT_PARTS = ("input_text", "input_image", "input_file")
+_ASSISTANT_PARTS = ("output_text", "refusal")
+_IMAGE_DETAIL = ("auto", "low", "high")
+
+
+def _str(value: Any, param: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise invalid(f"Invalid type for '{param}': expected a string, but got {_kind(value)}.", param,
+                      "invalid_type")
+    return value
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
+             float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _obj(value: Any, param: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise invalid(f"Invalid type for '{param}': expected an object, but got {_kind(value)}.", param,
+                      "invalid_type")
+    return value
+
+
+def _part(raw: Any, param: str, role: str) -> dict[str, Any]:
+    part = _obj(raw, param)
+    ptype = part.get("type")
+    allowed = _ASSISTANT_PARTS if role == "assistant" else _INPUT_PARTS
+    if role == "assistant" and ptype in _INPUT_PARTS:
+        allowed = _ASSISTANT_PARTS + _INPUT_PARTS  # clients replay assistant text as input_text
+    if ptype not in allowed:
+        raise invalid(
+            f"Invalid value for '{param}.type': {ptype!r}. Supported values for role '{role}' are: "
+            + ", ".join(repr(a) for a in allowed) + ".", f"{param}.type")
+    if ptype in ("input_text", "output_text"):
+        out: dict[str, Any] = {"type": ptype, "text": _str(part.get("text"), f"{param}.text")}
+        if ptype == "output_text":
+            out["annotations"] = part.get("annotations") or []
+            if part.get("logprobs"):
+                out["logprobs"] = part["logprobs"]
+        return out
+    if ptype == "refusal":
+        return {"type": "refusal", "refusal": _str(part.get("refusal"), f"{param}.refusal")}
+    if ptype == "input_image":
+        url = _str(part.get("image_url"), f"{param}.image_url", optional=True)
+        file_id = _str(part.get("file_id"), f"{param}.file_id", optional=True)
+        if not url and not file_id:
+            raise invalid(f"Missing required parameter: '{param}.image_url'.", f"{param}.image_url",
+                          "missing_required_parameter")
+        if file_id and not url:
+            raise invalid("File ids are not supported by this server: send the image as a URL or a "
+                          "base64 data URL in 'image_url'.", f"{param}.file_id", "unsupported_value")
+        detail = part.get("detail", "auto")
+        if detail not in _IMAGE_DETAIL:
+            raise invalid(f"Invalid value for '{param}.detail': {detail!r}. Supported values are: "
+                          "'auto', 'low' and 'high'.", f"{param}.detail")
+        return {"type": "input_image", "image_url": url, "detail": detail}
+    # input_file
+    if part.get("file_id") and not (part.get("file_data") or part.get("file_url")):
+        raise invalid("File ids are not supported by this server: send the file inline in "
+                      "'file_data' or by 'file_url'.", f"{param}.file_id", "unsupported_value")
+    out = {"type": "input_file"}
+    for key in ("filename", "file_data", "file_url"):
+        if part.get(key) is not None:
+            out[key] = _str(part[key], f"{param}.{key}")
+    if "file_data" not in out and "file_url" not in out:
+        raise invalid(f"Missing required parameter: '{param}.file_data' (or 'file_url').",
+                      f"{param}.file_data", "missing_required_parameter")
+    return out
+
+
+def message(role: str, content: Any, param: str, *, item_id: str | None = None,
+            status: str = "completed") -> Item:
+    if role not in MESSAGE_ROLES:
+        raise invalid(f"Invalid value for '{param}.role': {role!r}. Supported values are: "
+                      "'user', 'assistant', 'system' and 'developer'.", f"{param}.role")
+    if isinstance(content, str):
+        parts = [{"type": "output_text" if role == "assistant" else "input_text", "text": content}]
+        if role == "assistant":
+            parts[0]["annotations"] = []
+    elif isinstance(content, list):
+        parts = [_part(p, f"{param}.content[{i}]", role) for i, p in enumerate(content)]
+    else:
+        raise invalid(f"Invalid type for '{param}.content': expected a string or an array of content "
+                      f"parts, but got {_kind(content)}.", f"{param}.content", "invalid_type")
+    return {"type": "message", "id": item_id or new_id("msg"), "status": status, "role": role,
+            "content": parts}
+
+
+def _function_call(raw: dict[str, Any], param: str) -> Item:
+    args = raw.get("arguments")
+    return {
+        "type": "function_call",
+        "id": _str(raw.get("id"), f"{param}.id", optional=True) or new_id("fc"),
+        "call_id": _str(raw.get("call_id"), f"{param}.call_id"),
+        "name": _str(raw.get("name"), f"{param}.name"),
+        "arguments": _str(args, f"{param}.arguments"),
+        "status": raw.get("status") or "completed",
+    }
+
+
+def _function_call_output(raw: dict[str, Any], param: str) -> Item:
+    output = raw.get("output")
+    if isinstance(output, list):
+        output = [_part(p, f"{param}.output[{i}]", "user") for i, p in enumerate(output)]
+    elif not isinstance(output, str):
+        raise invalid(f"Invalid type for '{param}.output': expected a string or an array of content "
+                      f"parts, but got {_kind(output)}.", f"{param}.output", "invalid_type")
+    return {
+        "type": "function_call_output",
+        "id": _str(raw.get("id"), f"{param}.id", optional=True) or new_id("fco"),
+        "call_id": _str(raw.get("call_id"), f"{param}.call_id"),
+        "output": output,
+        "status": raw.get("status") or "completed",
+    }
+
+
+def _reasoning(raw: dict[str, Any], param: str) -> Item:
+    summary = raw.get("summary", [])
+    if not isinstance(summary, list):
+        raise invalid(f"Invalid type for '{param}.summary': expected an array.", f"{param}.summary",
+                      "invalid_type")
+    out: Item = {"type": "reasoning", "id": raw.get("id") or new_id("rs"), "summary": summary}
+    if raw.get("content"):
+        out["content"] = raw["content"]
+    if raw.get("encrypted_content") is not None:
+        out["encrypted_content"] = _str(raw["encrypted_content"], f"{param}.encrypted_content")
+    return out
+
+
+def _compaction(raw: dict[str, Any], param: str) -> Item:
+    return {"type": "compaction", "id": raw.get("id") or new_id("cmp"),
+            "encrypted_content": _str(raw.get("encrypted_content"), f"{param}.encrypted_content")}
+
+
+EXTRA_ITEM_TYPES: dict[str, Any] = {}
+"""Item types contributed by optional layers (MCP approval responses, ...),
+``type -> normaliser(raw, param) -> Item``, so this module stays the one
+place input items are validated."""
+
+
+def normalize_item(raw: Any, param: str) -> Item:
+    item = _obj(raw, param)
+    itype = item.get("type")
+    if itype is None and "role" in item:
+        itype = "message"
+    if itype == "message":
+        role = _str(item.get("role"), f"{param}.role") or ""
+        return message(role, item.get("content"), param, item_id=item.get("id"),
+                       status=item.get("status") or "completed")
+    if itype == "function_call":
+        return _function_call(item, param)
+    if itype == "function_call_output":
+        return _function_call_output(item, param)
+    if itype == "reasoning":
+        return _reasoning(item, param)
+    if itype == "compaction":
+        return _compaction(item, param)
+    if itype == "item_reference":
+        return {"type": "item_reference", "id": _str(item.get("id"), f"{param}.id")}
+    if isinstance(itype, str) and itype in EXTRA_ITEM_TYPES:
+        result: Item = EXTRA_ITEM_TYPES[itype](item, param)
+        return result
+    raise invalid(f"Invalid value for '{param}.type': {itype!r} is not a supported input item type.",
+                  f"{param}.type")
+
+
+def normalize_input(value: Any, param: str = "input") -> list[Item]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [message("user", value, f"{param}")]
+    if not isinstance(value, list):
+        raise invalid(f"Invalid type for '{param}': expected a string or an array of input items, but "
+                      f"got {_kind(value)}.", param, "invalid_type")
+    return [normalize_item(raw, f"{param}[{i}]") for i, raw in enumerate(value)]
+
+
+def text_of(item: Item) -> str:
+    """Plain text of a message item (for tokens counts and simple providers)."""
+    content = item.get("content")
+    if isinstance(content, str):
+        return content
+    out = []
+    for part in content or []:
+        if isinstance(part, dict):
+            out.append(part.get("text") or part.get("refusal") or "")
+    return "".join(out)

@@ -1,0 +1,73 @@
+"""The Response object: every key the spec requires, nullable ones as
+explicit ``null``, plus the extras the reference client reads (``created``,
+``conversation_id``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+Response = dict[str, Any]
+
+
+def empty_usage() -> dict[str, Any]:
+    return {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0}}
+
+
+def new_response(
+    *,
+    id: str,
+    model: str,
+    status: str,
+    instructions: str | None,
+    tools: list[dict[str, Any]],
+    tool_choice: Any,
+    params: dict[str, Any],
+    previous_response_id: str | None,
+    conversation_id: str | None,
+    store: bool,
+    background: bool,
+    metadata: dict[str, str],
+) -> Response:
+    now = int(time.time())
+    return {
+        "id": id,
+        "object": "response",
+        "created_at": now,
+        "created": now,
+        "completed_at": None,
+        "status": status,
+        "incomplete_details": None,
+        "model": model,
+        "previous_response_id": previous_response_id,
+        "instructions": instructions,
+        "output": [],
+        "error": None,
+        "tools": tools,
+        "tool_choice": tool_choice,
+        "truncation": params.get("truncation") or "disabled",
+        "parallel_tool_calls": params.get("parallel_tool_calls", True) is not False,
+        "text": params.get("text") or {"format": {"type": "text"}},
+        "top_p": params.get("top_p") if params.get("top_p") is not None else 1.0,
+        "presence_penalty": params.get("presence_penalty") or 0.0,
+        "frequency_penalty": params.get("frequency_penalty") or 0.0,
+        "top_logprobs": params.get("top_logprobs") or 0,
+        "temperature": params.get("temperature") if params.get("temperature") is not None else 1.0,
+        "reasoning": {"effort": (params.get("reasoning") or {}).get("effort"),
+                      "summary": (params.get("reasoning") or {}).get("summary")},
+        "usage": None,
+        "max_output_tokens": params.get("max_output_tokens"),
+        "max_tool_calls": params.get("max_tool_calls"),
+        "store": store,
+        "background": background,
+        "service_tier": params.get("service_tier") or "default",
+        "metadata": metadata,
+        "safety_identifier": params.get("safety_identifier"),
+        "prompt_cache_key": params.get("prompt_cache_key"),
+        "user": params.get("user"),
+        "conversation": {"id": conversation_id} if conversation_id else None,
+        "conversation_id": conversation_id,
+        "prompt": params.get("prompt"),
+    }
