@@ -37,6 +37,7 @@ def _error(status: int, message: str, etype: str, param: str | None = None) -> R
 class FakeResponses:
     def __init__(self) -> None:
         self.requests: list[Json] = []
+        self.headers: list[dict[str, str]] = []
         self.seen: Counter[str] = Counter()
         self.app = Starlette(routes=[
             Route("/v1/responses", self._responses, methods=["POST"]),
@@ -49,6 +50,7 @@ class FakeResponses:
 
     def reset(self) -> None:
         self.requests.clear()
+        self.headers.clear()
         self.seen.clear()
 
     async def _models(self, request: Request) -> Response:
@@ -58,6 +60,7 @@ class FakeResponses:
     async def _responses(self, request: Request) -> Response:
         body = orjson.loads(await request.body())
         self.requests.append(body)
+        self.headers.append(dict(request.headers))
         users = [i for i in body.get("input", []) if i.get("type") == "message" and i.get("role") == "user"]
         text = _text_of(users[-1]["content"]) if users else ""
         self.seen[text] += 1

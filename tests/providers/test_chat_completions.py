@@ -1,9 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -288,7 +288,7 @@ async def test_fake_runs_standalone_for_benchmarks(make_provider: Callable[..., 
                         "model": "fake-model", "messages": [{"role": "user", "content": "ping"}]})
                     break
                 except httpx.ConnectError:
-                    time.sleep(0.05)
+                    await asyncio.sleep(0.05)
         assert resp.json()["choices"][0]["message"]["content"] == "You said: ping"
         events = await collect(make_provider("chat-completions", base), user("pong"))
         assert text_of(events) == "You said: pong"
