@@ -70,7 +70,7 @@ async def test_usage_reads_cached_and_reasoning_tokens(chat: Provider) -> None:
 
 
 async def test_items_translate_to_messages(chat: Provider, chat_fake: FakeChat) -> None:
-    items = [
+    items: list[dict[str, Any]] = [
         {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "Use tools."}]},
         {"role": "user", "content": [
             {"type": "input_text", "text": "What is here?"},

@@ -59,7 +59,7 @@ async def test_text_stream_and_request_body(responses: Provider, responses_fake:
 
 async def test_input_items_drop_ids_and_unresolvable_reasoning(responses: Provider,
                                                                responses_fake: FakeResponses) -> None:
-    items = [
+    items: list[dict[str, Any]] = [
         {"type": "message", "id": "msg_ours", "role": "user", "content": "hi"},
         {"type": "reasoning", "id": "rs_a", "summary": [], "content": [{"type": "reasoning_text", "text": "x"}]},
         {"type": "reasoning", "id": "rs_b", "summary": [{"type": "summary_text", "text": "s"}],
