@@ -14,7 +14,8 @@ DONE = b"data: [DONE]\n\n"
 
 
 def frame(event: dict[str, Any]) -> bytes:
-    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+    kind: str = event["type"]
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
 async def encode(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:

@@ -66,7 +66,7 @@ def _model_candidates(req: CreateResponse, registry: Registry, default_model: st
 
 
 def _function_tools(req: CreateResponse) -> list[dict[str, Any]]:
-    tools = []
+    tools: list[dict[str, Any]] = []
     for i, tool in enumerate(req.tools or []):
         ttype = tool.get("type")
         if ttype != "function":

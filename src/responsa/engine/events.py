@@ -77,10 +77,13 @@ class EventBuilder:
         if isinstance(ev, m.ReasoningDelta):
             return self._reasoning_delta(ev)
         if isinstance(ev, m.ReasoningDone):
-            return self._close_reasoning(ev.encrypted_content)
+            # Some upstreams send only opaque reasoning (a signature, no text):
+            # it still needs an item to round-trip in.
+            opened = [] if self._reasoning is not None else self._reasoning_delta(m.ReasoningDelta(""))
+            return opened + self._close_reasoning(ev.encrypted_content)
         if isinstance(ev, m.ToolCallStart):
             events = self._close_message() + self._close_reasoning(None)
-            item = {"type": "function_call", "id": new_id("fc"), "call_id": ev.call_id,
+            item: dict[str, Any] = {"type": "function_call", "id": new_id("fc"), "call_id": ev.call_id,
                     "name": ev.name, "arguments": "", "status": "in_progress"}
             index, added = self._add(item)
             item["_index"] = index

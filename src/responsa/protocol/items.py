@@ -46,7 +46,7 @@ def _obj(value: Any, param: str) -> dict[str, Any]:
 def _part(raw: Any, param: str, role: str) -> dict[str, Any]:
     part = _obj(raw, param)
     ptype = part.get("type")
-    allowed = _ASSISTANT_PARTS if role == "assistant" else _INPUT_PARTS
+    allowed: tuple[str, ...] = _ASSISTANT_PARTS if role == "assistant" else _INPUT_PARTS
     if role == "assistant" and ptype in _INPUT_PARTS:
         allowed = _ASSISTANT_PARTS + _INPUT_PARTS  # clients replay assistant text as input_text
     if ptype not in allowed:
@@ -96,9 +96,10 @@ def message(role: str, content: Any, param: str, *, item_id: str | None = None,
         raise invalid(f"Invalid value for '{param}.role': {role!r}. Supported values are: "
                       "'user', 'assistant', 'system' and 'developer'.", f"{param}.role")
     if isinstance(content, str):
-        parts = [{"type": "output_text" if role == "assistant" else "input_text", "text": content}]
+        part: dict[str, Any] = {"type": "output_text" if role == "assistant" else "input_text", "text": content}
         if role == "assistant":
-            parts[0]["annotations"] = []
+            part["annotations"] = []
+        parts = [part]
     elif isinstance(content, list):
         parts = [_part(p, f"{param}.content[{i}]", role) for i, p in enumerate(content)]
     else:

@@ -100,11 +100,11 @@ class SQLiteStore:
 
     async def get_response(self, tenant: str, response_id: str) -> dict[str, Any] | None:
         raw = await self._one(sql.GET_RESPONSE, (tenant, response_id))
-        return None if raw is None else orjson.loads(raw)  # type: ignore[no-any-return]
+        return None if raw is None else orjson.loads(raw)
 
     async def get_request(self, tenant: str, response_id: str) -> dict[str, Any] | None:
         raw = await self._one(sql.GET_REQUEST, (tenant, response_id))
-        return None if raw is None else orjson.loads(raw)  # type: ignore[no-any-return]
+        return None if raw is None else orjson.loads(raw)
 
     async def delete_response(self, tenant: str, response_id: str) -> bool:
         db = self.db
