@@ -5,7 +5,8 @@ requests; every request body is recorded so tests can assert the translation
 that produced it. Zero think time, so it doubles as the upstream in
 benchmarks: ``python tests/fakes/openai_chat.py --port 9001``.
 
-Scripts: ``call:a,b`` (parallel tool calls), ``think`` (reasoning_content),
+Scripts: ``call:a,b`` (parallel tool calls), ``ollama-call:a,b`` (the same
+as Ollama sends them: every call at index 0, finish_reason=stop), ``think`` (reasoning_content),
 ``refuse``, ``length`` (finish_reason=length), ``fail`` (500), ``fail-once``
 (503 then success), ``rate-limit`` (429), ``bad-request`` (400), ``cut``
 (connection dropped mid-stream), ``slow`` (2 s before the headers);
@@ -108,6 +109,7 @@ class _Script:
         self.refusal: list[str] = []
         self.calls: list[tuple[str, str, list[str]]] = []  # (id, name, argument pieces)
         self.finish = "stop"
+        self.single_index = False
         self.prompt_tokens = sum(len(_text_of(m.get("content")).split()) for m in body.get("messages", []))
 
     def _chunk(self, delta: Json, *, finish: str | None = None, logprobs: Json | None = None) -> Json:
@@ -130,7 +132,8 @@ class _Script:
             lp = _logprobs(piece, top) if body.get("logprobs") else None
             out.append(self._chunk({"content": piece}, logprobs=lp))
         out += [self._chunk({"refusal": r}) for r in self.refusal]
-        for index, (call_id, name, pieces) in enumerate(self.calls):
+        for i, (call_id, name, pieces) in enumerate(self.calls):
+            index = 0 if self.single_index else i
             out.append(self._chunk({"tool_calls": [{"index": index, "id": call_id, "type": "function",
                                                     "function": {"name": name, "arguments": ""}}]}))
             out += [self._chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]})
@@ -151,11 +154,12 @@ def _logprobs(token: str, top: int) -> Json:
 
 def _script(text: str, body: Json) -> _Script:
     s = _Script(body)
-    if text.startswith("call:"):
-        for i, name in enumerate(text[5:].split(",")):
+    if text.startswith(("call:", "ollama-call:")):
+        for i, name in enumerate(text.partition(":")[2].split(",")):
             args = orjson.dumps({"city": "Paris", "n": i}).decode()
             s.calls.append((f"call_fake_{i}", name, [args[:5], args[5:12], args[12:]]))
-        s.finish = "tool_calls"
+        s.single_index = text.startswith("ollama")
+        s.finish = "stop" if s.single_index else "tool_calls"
     elif text == "think":
         s.reasoning = ["Let me ", "think."]
         s.text = ["Thought", " done."]

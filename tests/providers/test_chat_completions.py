@@ -150,8 +150,9 @@ async def test_tool_choice_mapping(chat: Provider, chat_fake: FakeChat, choice: 
     assert names == (["get_time"] if isinstance(choice, dict) else ["get_weather", "get_time"])
 
 
-async def test_parallel_tool_calls_with_split_arguments(chat: Provider) -> None:
-    events = await collect(chat, user("call:get_weather,get_time", tools=[WEATHER, TIME]))
+@pytest.mark.parametrize("script", ["call", "ollama-call"])
+async def test_parallel_tool_calls_with_split_arguments(chat: Provider, script: str) -> None:
+    events = await collect(chat, user(f"{script}:get_weather,get_time", tools=[WEATHER, TIME]))
     starts = [e for e in events if isinstance(e, ToolCallStart)]
     assert starts == [ToolCallStart(0, "call_fake_0", "get_weather"), ToolCallStart(1, "call_fake_1", "get_time")]
     for index in (0, 1):
