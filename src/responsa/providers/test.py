@@ -12,6 +12,8 @@ end to end without a network:
 - ``[[reasoning:TEXT]]``: think TEXT first (a reasoning item);
 - ``[[long:N]]``: answer with N words; ``[[delay:MS]]`` between deltas;
 - ``[[error]]`` / ``[[error:STATUS]]``: fail before the first byte;
+  ``[[error-model:NAME]]``: fail that way only when called as model NAME
+  (exercises fallback lists);
   ``[[fail-after:N]]``: fail mid-stream after N deltas;
 - ``[[refuse]]``: a refusal instead of text.
 
@@ -118,6 +120,8 @@ class TestProvider:
         plain = _DIRECTIVE.sub("", user_text).strip()
         delay = float(directives["delay"][0]) / 1000 if "delay" in directives else 0.0
 
+        if req.model in directives.get("error-model", []):
+            raise m.ProviderError(f"Scripted failure of model {req.model!r}.", status=503, code="upstream_error")
         if "error" in directives:
             status = int(directives["error"][0] or 502)
             raise m.ProviderError(f"Scripted upstream failure ({status}).", status=status,
@@ -191,7 +195,7 @@ class TestProvider:
             return f"The {name} tool returned: {shown}"
         if "history" in directives:
             return " | ".join(f"{it.get('role', it.get('type'))}: {_DIRECTIVE.sub('', text_of(it)).strip()}"
-                              for it in items if it.get("type") == "message")
+                              for it in items if it.get("type") == "message").rstrip()
         if "instructions" in directives:
             return req.instructions or "(no instructions)"
         if "long" in directives:
