@@ -28,7 +28,7 @@ _TEXT_FORMATS = ("text", "json_object", "json_schema")
 
 
 class CreateResponse(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str | dict[str, Any] | list[str | dict[str, Any]] | None = None
     input: str | list[Any] | None = None

@@ -47,12 +47,13 @@ class Registry:
 
     def resolve(self, model: str) -> tuple[Provider, str]:
         """``provider/model`` -> (provider, upstream model name). A bare
-        name goes through aliases, then to the default model's provider."""
+        name goes through aliases, then to the default model's provider; an
+        unknown provider prefix is an error rather than a guess (upstream ids
+        that contain slashes are written ``vllm/org/model``)."""
         model = self._settings.aliases.get(model, model)
         name, sep, upstream = model.partition("/")
-        if not sep or name not in self._settings.providers:
-            default_provider = self._settings.default_model.partition("/")[0]
-            name, upstream = default_provider, model
+        if not sep:
+            name, upstream = self._settings.default_model.partition("/")[0], model
         if name not in self._settings.providers:
             raise UnknownModel(f"The model '{model}' does not exist: no provider '{name}' is configured.")
         return self.get(name), upstream
