@@ -47,6 +47,9 @@ class Settings:
     mcp_registry: dict[str, dict[str, Any]] = field(default_factory=dict)
     mcp_allow_private: list[str] = field(default_factory=list)
     prompts_dir: str | None = None
+    secret_key: str | None = None
+    """Signs compaction items so they survive restarts and work on every
+    replica; unset, each process signs with a random key of its own."""
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -83,7 +86,7 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         data = tomllib.loads(Path(path).read_text())
         s.raw = data
         for key in ("host", "port", "database_url", "redis_url", "default_model", "log_level",
-                    "max_body_bytes", "prompts_dir"):
+                    "max_body_bytes", "prompts_dir", "secret_key"):
             if key in data:
                 setattr(s, key, data[key])
         s.aliases.update(data.get("aliases", {}))
@@ -114,6 +117,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         s.default_model = v
     if v := env.get("RESPONSA_API_KEYS"):
         s.api_keys.extend(k.strip() for k in v.split(",") if k.strip())
+    if v := env.get("RESPONSA_SECRET_KEY"):
+        s.secret_key = v
     if v := env.get("RESPONSA_LOG_LEVEL"):
         s.log_level = v
     if v := env.get("RESPONSA_MCP_ALLOW_PRIVATE"):

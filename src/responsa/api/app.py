@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from responsa import __version__
-from responsa.api import errors, models, responses
+from responsa.api import compact, errors, models, responses, websocket
 from responsa.api.responses import json_response
 from responsa.api.state import AppState
 from responsa.config import Settings, load_settings
@@ -42,7 +42,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await store.close()
 
     return Starlette(
-        routes=[Route("/health", health, methods=["GET"]), *responses.routes, *models.routes],
+        routes=[Route("/health", health, methods=["GET"]), *responses.routes, *compact.routes, *websocket.routes,
+                *models.routes],
         exception_handlers={APIError: errors.api_error, HTTPException: errors.http_error,
                             Exception: errors.unhandled},
         lifespan=lifespan,

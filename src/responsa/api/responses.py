@@ -77,7 +77,7 @@ async def create(request: Request) -> Response:
     tenant = st.tenant(request)
     req = parse_create(await json_body(request, st.settings.max_body_bytes))
     prep = await prepare(req, tenant=tenant, store=st.store, registry=st.registry,
-                         default_model=st.settings.default_model)
+                         default_model=st.settings.default_model, compaction_key=st.compaction_key)
     idem = request.headers.get("idempotency-key") if prep.store else None
     events = execute(prep, st.store, tenant, idempotency_key=idem)
     try:

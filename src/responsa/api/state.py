@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection, Request
 
 from responsa.api.auth import tenant_of
 from responsa.config import Settings
+from responsa.engine.compaction import key_from
 from responsa.protocol.errors import APIError
 from responsa.providers.registry import Registry
 from responsa.store.base import Store
@@ -20,6 +21,12 @@ class AppState:
     store: Store
     registry: Registry
     api_keys: frozenset[str] = field(default_factory=frozenset)
+    compaction_key: bytes = b""
+    """Signs compaction items (see ``engine.compaction``)."""
+
+    def __post_init__(self) -> None:
+        if not self.compaction_key:
+            self.compaction_key = key_from(self.settings.secret_key)
 
     def tenant(self, conn: HTTPConnection) -> str:
         return tenant_of(conn, self.api_keys)

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from responsa.engine import compaction, prompts, truncation
 from responsa.engine.loop import Candidate, Turn
 from responsa.protocol.errors import APIError, invalid, not_found
 from responsa.protocol.ids import new_id
@@ -148,39 +149,86 @@ def _needs_vision(items: list[Item]) -> bool:
 
 
 _NOT_YET = {
-    "conversation": "Conversations",
     "background": "Background mode",
-    "prompt": "Reusable prompts",
     "mcp_servers": "MCP servers",
     "credentials": "MCP credentials",
 }
 
 
+async def load_history(store: Store, tenant: str, prev_id: str | None) -> list[Item]:
+    """The stored context a ``previous_response_id`` continues."""
+    if prev_id is None:
+        return []
+    loaded = await store.load_context(tenant, prev_id)
+    if loaded is None:
+        raise not_found(f"Previous response with id '{prev_id}' not found.", "previous_response_id",
+                        "previous_response_not_found")
+    return loaded
+
+
+def _expand(items: list[Item], key: bytes | None, tenant: str, param: str) -> list[Item]:
+    if key is None:
+        if any(it["type"] == "compaction" for it in items):
+            raise invalid("Compaction items are not accepted on this endpoint.", param, "unsupported_value")
+        return items
+    return compaction.expand(items, key=key, tenant=tenant, param=param)
+
+
+def _conversation_id(req: CreateResponse) -> str | None:
+    conv = req.conversation
+    if conv is None:
+        return None
+    cid = conv.get("id") if isinstance(conv, dict) else conv
+    if not isinstance(cid, str) or not cid:
+        raise invalid("Invalid 'conversation': expected a conversation id or an object {\"id\": ...}.",
+                      "conversation", "invalid_type")
+    if req.previous_response_id is not None:
+        raise invalid("'conversation' and 'previous_response_id' cannot be used together: a conversation "
+                      "already carries the history.", "conversation", "invalid_value")
+    return cid
+
+
+async def _load_conversation(store: Store, tenant: str, conversation_id: str) -> list[Item]:
+    items = await store.load_conversation(tenant, conversation_id)
+    if items is None:
+        raise not_found(f"Conversation with id '{conversation_id}' not found.", "conversation",
+                        "conversation_not_found")
+    return items
+
+
 async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: Registry,
-                  default_model: str, history: list[Item] | None = None) -> Prepared:
+                  default_model: str, history: list[Item] | None = None, compaction_key: bytes | None = None,
+                  enforce_window: bool = True) -> Prepared:
     """``history`` overrides the store lookup of ``previous_response_id``
-    (WebSocket mode keeps ``store=false`` responses on the connection)."""
+    (WebSocket mode keeps ``store=false`` responses on the connection).
+    ``compaction_key`` verifies compaction items, which expand into the
+    items they encode before anything else sees the context.
+    ``enforce_window=False`` skips ``truncation`` (token counting wants the
+    whole context)."""
     fields = req.model_fields_set
     for name, what in _NOT_YET.items():
         if name in fields and getattr(req, name) not in (None, False, [], {}):
             raise invalid(f"{what} ('{name}') are not supported by this server yet.", name, "unsupported_parameter")
-    model, candidates = _model_candidates(req, registry, default_model)
+    prompt = await prompts.resolve(req.prompt, tenant=tenant, store=store) if req.prompt else None
+    model, candidates = _model_candidates(req, registry, (prompt and prompt.model) or default_model)
     tools = _function_tools(req)
     tool_choice = _tool_choice(req.tool_choice, tools)
     instructions, _ = instructions_text(req)
     new_items = normalize_input(req.input)
-    if not new_items and req.previous_response_id is None:
+    conversation_id = _conversation_id(req)
+    if prompt is not None:
+        # The prompt's instructions come first and the request's extend them;
+        # its rendered items are this turn's input, ahead of the request's.
+        instructions = "\n\n".join(t for t in (prompt.instructions, instructions) if t) or None
+        new_items = [*prompt.items, *new_items]
+    if not new_items and req.previous_response_id is None and conversation_id is None:
         raise invalid("Missing required parameter: 'input'.", "input", "missing_required_parameter")
 
     prev_id = req.previous_response_id
     if history is None:
-        history = []
-        if prev_id is not None:
-            loaded = await store.load_context(tenant, prev_id)
-            if loaded is None:
-                raise not_found(f"Previous response with id '{prev_id}' not found.", "previous_response_id",
-                                "previous_response_not_found")
-            history = loaded
+        history = await load_history(store, tenant, prev_id)
+    if conversation_id is not None:
+        history = [*history, *await _load_conversation(store, tenant, conversation_id)]
     refs = [it["id"] for it in new_items if it["type"] == "item_reference"]
     if refs:
         found = await store.get_items(tenant, refs)
@@ -189,7 +237,9 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
                 if it["id"] not in found:
                     raise not_found(f"Item with id '{it['id']}' not found.", f"input[{i}].id", "item_not_found")
                 new_items[i] = found[it["id"]]
-    _check_call_ids(history, new_items)
+    history = _expand(history, compaction_key, tenant, "previous_response_id")
+    expanded = _expand(new_items, compaction_key, tenant, "input")
+    _check_call_ids(history, expanded)
 
     caps = candidates[0].provider.capabilities(candidates[0].model)
     if tools and not caps.tools:
@@ -203,16 +253,22 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
                       "unsupported_parameter")
     if req.reasoning and req.reasoning.get("effort") not in (None, "none") and not caps.reasoning:
         raise invalid(f"Model '{model}' is not a reasoning model.", "reasoning.effort", "unsupported_parameter")
-    context = [*history, *new_items]
+    context = [*history, *expanded]
+    if enforce_window:
+        context = truncation.fit(context, instructions=instructions, tools=tools, model=candidates[0].model,
+                                 window=caps.context_window, reserve=req.max_output_tokens or 0,
+                                 truncation=req.truncation)
     if not caps.vision and _needs_vision(context):
         raise invalid(f"Model '{model}' does not accept image input.", "input", "unsupported_parameter")
 
     params = req.model_dump(exclude_unset=True, exclude={"input", "instructions", "model", "tools",
                                                          "tool_choice", "credentials"})
+    if prompt is not None:
+        params["prompt"] = prompt.echo
     do_store = req.store is not False
     response = new_response(
         id=new_id("resp"), model=model, status="in_progress", instructions=instructions, tools=tools,
-        tool_choice=tool_choice, params=params, previous_response_id=prev_id, conversation_id=None,
+        tool_choice=tool_choice, params=params, previous_response_id=prev_id, conversation_id=conversation_id,
         store=do_store, background=bool(req.background), metadata=req.metadata or {})
     model_request = ModelRequest(
         model=candidates[0].model, items=context, instructions=instructions, tools=tools,

