@@ -1,0 +1,140 @@
+"""What Responsa adds on top of the upstream, measured as a difference in
+one run: the same requests sent directly to a fake Chat Completions
+upstream (separate process, 0 ms think time) and through Responsa (separate
+process, SQLite store) to that same upstream.
+
+    python benchmarks/overhead.py [--requests 400] [--concurrency 1 64]
+
+Prints p50/p99 latency of each path, the added latency (through - direct)
+and the ratio, for non-streamed and streamed requests. Streamed latency is
+time to the last byte; "per event" divides the added time by the number of
+events Responsa sent. Both paths use the same client (httpx, keep-alive), so
+client cost cancels out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPT = "Tell me about the weather in Paris today please"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def measure(call: Callable[[], Awaitable[int]], n: int, concurrency: int) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    events = 0
+    queue = iter(range(n))
+
+    async def worker() -> None:
+        nonlocal events
+        for _ in queue:
+            t0 = time.perf_counter()
+            events += await call()
+            latencies.append((time.perf_counter() - t0) * 1000)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, events
+
+
+async def run(args: argparse.Namespace, upstream: str, responsa: str) -> None:
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        chat_body = {"model": "fake-model", "messages": [{"role": "user", "content": PROMPT}],
+                     "stream": True, "stream_options": {"include_usage": True}}
+        resp_body = {"model": "fake/fake-model", "input": PROMPT, "store": args.store}
+
+        async def direct() -> int:
+            async with http.stream("POST", f"{upstream}/v1/chat/completions", json=chat_body) as r:
+                return len([1 async for line in r.aiter_lines() if line.startswith("data:")])
+
+        async def through() -> int:
+            r = await http.post(f"{responsa}/v1/responses", json=resp_body)
+            assert r.status_code == 200 and r.json()["status"] == "completed", r.text
+            return 1
+
+        async def through_stream() -> int:
+            async with http.stream("POST", f"{responsa}/v1/responses", json={**resp_body, "stream": True}) as r:
+                assert r.status_code == 200
+                return len([1 async for line in r.aiter_lines() if line.startswith("data: {")])
+
+        for name, call in (("direct", direct), ("through", through), ("stream", through_stream)):
+            await measure(call, 50, 8)  # warm up connections, caches, the store
+        print(f"{'mode':<24}{'conc':>5}{'direct p50':>12}{'resp p50':>10}{'added p50':>11}"
+              f"{'direct p99':>12}{'resp p99':>10}{'added p99':>11}{'ratio':>7}{'per event':>11}")
+        for concurrency in args.concurrency:
+            base, _ = await measure(direct, args.requests, concurrency)
+            for label, call in (("non-streamed", through), ("streamed (last byte)", through_stream)):
+                lat, events = await measure(call, args.requests, concurrency)
+                p50d, p50 = statistics.median(base), statistics.median(lat)
+                p99d, p99 = pct(base, 0.99), pct(lat, 0.99)
+                per_event = (p50 - p50d) / (events / args.requests) * 1000 if label.startswith("streamed") else 0
+                print(f"{label:<24}{concurrency:>5}{p50d:>10.2f}ms{p50:>8.2f}ms{p50 - p50d:>9.2f}ms"
+                      f"{p99d:>10.2f}ms{p99:>8.2f}ms{p99 - p99d:>9.2f}ms{p50 / p50d:>7.2f}"
+                      f"{(f'{per_event:.0f}us' if per_event else '-'):>11}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--no-store", dest="store", action="store_false", help="send store=false")
+    args = parser.parse_args()
+    up_port, rs_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "responsa.toml"
+        config.write_text(f'[providers.fake]\nkind = "chat-completions"\n'
+                          f'base_url = "http://127.0.0.1:{up_port}/v1"\nmodels = ["fake-model"]\n')
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        upstream = subprocess.Popen([sys.executable, str(ROOT / "tests/fakes/openai_chat.py"), "--port",
+                                     str(up_port)], env=env, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen([sys.executable, "-m", "responsa.cli", "serve", "--port", str(rs_port),
+                                   "--config", str(config), "--database-url", f"sqlite:///{tmp}/bench.db",
+                                   "--log-level", "warning"], env=env)
+        try:
+            wait_up(f"http://127.0.0.1:{up_port}/v1/models", upstream)
+            wait_up(f"http://127.0.0.1:{rs_port}/health", server)
+            asyncio.run(run(args, f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{rs_port}"))
+        finally:
+            for proc in (server, upstream):
+                proc.terminate()
+                proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()
