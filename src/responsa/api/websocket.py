@@ -15,7 +15,9 @@ as the spec requires, so a client cannot keep building on a broken chain.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -36,6 +38,9 @@ log = logging.getLogger("responsa.websocket")
 
 CACHE_SIZE = 32
 """Responses a connection can continue from its own memory (the latest ones)."""
+CONNECTION_LIMIT_S = 3600.0
+"""The spec's 60-minute connection limit, after which the server sends
+``websocket_connection_limit_reached`` and closes."""
 _FORBIDDEN = ("stream", "stream_options", "background")
 
 
@@ -92,8 +97,16 @@ class _Connection:
             await self.ws.send_text(error_frame(exc).decode())
             return
         events = execute(prep, self.st.store, self.tenant)
+        dropped = 0
         try:
             async for ev in events:
+                if ev["type"] == "error":
+                    # The ``response.failed`` that follows carries the same error, and a client ends a
+                    # turn at the first error frame: two would shift every later turn by one frame.
+                    dropped += 1
+                    continue
+                if dropped:
+                    ev = {**ev, "sequence_number": ev["sequence_number"] - dropped}
                 if ev["type"] in TERMINAL:
                     self._finish(prev_id, ev["response"], [*history, *prep.turn.input_items])
                 await self.ws.send_text(orjson.dumps(ev).decode())
@@ -124,9 +137,17 @@ async def endpoint(ws: WebSocket) -> None:
         return
     await ws.accept()
     conn = _Connection(ws, st, tenant)
+    deadline = time.monotonic() + CONNECTION_LIMIT_S
     try:
         while True:
-            message = await ws.receive()
+            try:
+                message = await asyncio.wait_for(ws.receive(), max(deadline - time.monotonic(), 0))
+            except TimeoutError:
+                await ws.send_text(error_frame(APIError(
+                    f"WebSocket connections are limited to {CONNECTION_LIMIT_S / 60:g} minutes: open a new "
+                    "connection to continue.", code="websocket_connection_limit_reached")).decode())
+                await ws.close(code=1000)
+                return
             if message["type"] == "websocket.disconnect":
                 return
             try:
