@@ -46,11 +46,31 @@ def pg(query: str) -> str:
     return "".join(out)
 
 
+def _count(status: str) -> int:
+    """Rows affected, from a command tag such as ``UPDATE 1``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def _append(conn: PoolConnectionProxy[Any], tenant: str, conversation_id: str, items: list[Item],
+                  response_id: str | None) -> bool:
+    """Reserve ``len(items)`` positions and insert there, inside the caller's
+    transaction: the counter's ``UPDATE ... RETURNING`` holds the
+    conversation's row lock until commit, so concurrent appenders (on any
+    replica) queue on that one row and their items never interleave."""
+    end = await conn.fetchval(pg(sql.RESERVE_POSITIONS), len(items), tenant, conversation_id)
+    if end is None:
+        return False
+    rows = sql.conversation_item_rows(conversation_id, end - len(items), items, response_id)
+    await conn.executemany(pg(sql.INSERT_CONVERSATION_ITEM), rows)
+    return True
+
+
 class PostgresStore:
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(self, url: str, **pool_options: Any) -> None:
+        """``pool_options`` go to ``asyncpg.create_pool`` (sizes, ``ssl``,
+        ``statement_cache_size=0`` behind PgBouncer, a ``setup`` hook)."""
         self.url = url
-        self._min_size = min_size
-        self._max_size = max_size
+        self._pool_options = {"min_size": 1, "max_size": 10, **pool_options}
         self._pool: asyncpg.Pool | None = None
 
     @property
@@ -60,7 +80,7 @@ class PostgresStore:
         return self._pool
 
     async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(self.url, min_size=self._min_size, max_size=self._max_size)
+        self._pool = await asyncpg.create_pool(self.url, **self._pool_options)
         await self._migrate()
 
     async def _migrate(self) -> None:
@@ -106,12 +126,17 @@ class PostgresStore:
                 raise
             raise IdempotencyConflict(earlier) from None
 
-    async def finish_response(self, tenant: str, response: dict[str, Any]) -> None:
+    async def finish_response(self, tenant: str, response: dict[str, Any],
+                              conversation_items: list[Item] | None = None) -> None:
         rid = response["id"]
         async with self._tx() as conn:
-            await conn.execute(pg(sql.FINISH_RESPONSE), response["status"], sql.dumps(response), tenant, rid)
-            await conn.execute(pg(sql.DELETE_OUTPUT), rid)
+            updated = await conn.execute(pg(sql.FINISH_RESPONSE), response["status"], sql.dumps(response), tenant, rid)
+            if _count(updated) == 0:  # not this tenant's response: touch nothing
+                return
+            await conn.execute(pg(sql.DELETE_OUTPUT), rid, tenant)
             await conn.executemany(pg(sql.INSERT_ITEM), sql.item_rows(tenant, rid, "output", response["output"]))
+            if conversation_items and response.get("conversation_id"):
+                await _append(conn, tenant, response["conversation_id"], conversation_items, rid)
 
     async def get_response(self, tenant: str, response_id: str) -> dict[str, Any] | None:
         raw = await self._one(sql.GET_RESPONSE, tenant, response_id)
@@ -124,8 +149,8 @@ class PostgresStore:
     async def delete_response(self, tenant: str, response_id: str) -> bool:
         async with self._tx() as conn:
             await conn.execute(pg(sql.DELETE_ITEMS), response_id, tenant)
-            status: str = await conn.execute(pg(sql.DELETE_RESPONSE), tenant, response_id)
-        return status != "DELETE 0"
+            deleted = await conn.execute(pg(sql.DELETE_RESPONSE), tenant, response_id)
+        return _count(deleted) > 0
 
     async def load_context(self, tenant: str, response_id: str) -> list[Item] | None:
         async with self.pool.acquire() as conn:
@@ -150,3 +175,104 @@ class PostgresStore:
             rows = [(r[0], r[1]) for r in await conn.fetch(pg(sql.INPUT_ITEMS), response_id, tenant)]
         result = sql.page(rows, after=after, before=before, limit=limit, order=order)
         return Page([], False) if result is None else Page(*result)
+
+    async def create_conversation(self, tenant: str, conversation: dict[str, Any], items: list[Item]) -> None:
+        cid = conversation["id"]
+        async with self._tx() as conn:
+            await conn.execute(pg(sql.INSERT_CONVERSATION), tenant, cid, conversation["created_at"],
+                               sql.dumps(conversation["metadata"]))
+            if items:
+                await _append(conn, tenant, cid, items, None)
+
+    async def get_conversation(self, tenant: str, conversation_id: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(pg(sql.GET_CONVERSATION), tenant, conversation_id)
+        if row is None:
+            return None
+        return {"id": row[0], "object": "conversation", "created_at": row[1], "metadata": orjson.loads(row[2])}
+
+    async def update_conversation(self, tenant: str, conversation_id: str,
+                                  metadata: dict[str, str]) -> dict[str, Any] | None:
+        await self.pool.execute(pg(sql.UPDATE_CONVERSATION), sql.dumps(metadata), tenant, conversation_id)
+        return await self.get_conversation(tenant, conversation_id)
+
+    async def delete_conversation(self, tenant: str, conversation_id: str) -> bool:
+        async with self._tx() as conn:
+            await conn.execute(pg(sql.DELETE_CONVERSATION_ITEMS), tenant, conversation_id)
+            return _count(await conn.execute(pg(sql.DELETE_CONVERSATION), tenant, conversation_id)) > 0
+
+    async def load_conversation(self, tenant: str, conversation_id: str) -> list[Item] | None:
+        rows = await self.pool.fetch(pg(sql.CONVERSATION_CONTEXT), tenant, conversation_id)
+        if not rows:
+            return None
+        return [orjson.loads(r[0]) for r in rows if r[0] is not None]
+
+    async def append_conversation_items(self, tenant: str, conversation_id: str, items: list[Item], *,
+                                        response_id: str | None = None) -> bool:
+        async with self._tx() as conn:
+            return await _append(conn, tenant, conversation_id, items, response_id)
+
+    async def list_conversation_items(self, tenant: str, conversation_id: str, *, after: str | None, limit: int,
+                                      order: Literal["asc", "desc"]) -> Page | None:
+        async with self.pool.acquire() as conn:
+            if await conn.fetchval(pg(sql.GET_CONVERSATION), tenant, conversation_id) is None:
+                return None
+            start = -1 if order == "asc" else 2**62
+            if after is not None:
+                start = await conn.fetchval(pg(sql.CONVERSATION_ITEM_POSITION), tenant, conversation_id, after)
+                if start is None:
+                    raise KeyError(after)
+            query = sql.CONVERSATION_ITEMS_ASC if order == "asc" else sql.CONVERSATION_ITEMS_DESC
+            rows = await conn.fetch(pg(query), conversation_id, start, limit + 1)
+        return Page([orjson.loads(r[0]) for r in rows[:limit]], len(rows) > limit)
+
+    async def get_conversation_item(self, tenant: str, conversation_id: str, item_id: str) -> Item | None:
+        raw = await self._one(sql.GET_CONVERSATION_ITEM, tenant, conversation_id, item_id)
+        return None if raw is None else orjson.loads(raw)
+
+    async def delete_conversation_item(self, tenant: str, conversation_id: str, item_id: str) -> bool:
+        return _count(await self.pool.execute(pg(sql.DELETE_CONVERSATION_ITEM), tenant, conversation_id,
+                                              item_id)) > 0
+
+    async def create_prompt(self, tenant: str, prompt: dict[str, Any]) -> dict[str, Any] | None:
+        stored = {**prompt, "version": "1"}
+        try:
+            async with self._tx() as conn:
+                if await conn.fetchval(pg(sql.PROMPT_OWNER), tenant, prompt["id"]) is not None:
+                    return None
+                await conn.execute(pg(sql.INSERT_PROMPT), tenant, prompt["id"], prompt["created_at"])
+                await conn.execute(pg(sql.INSERT_PROMPT_VERSION), tenant, prompt["id"], 1, sql.dumps(stored))
+        except asyncpg.UniqueViolationError:  # a concurrent create of the same id won
+            return None
+        return stored
+
+    async def add_prompt_version(self, tenant: str, prompt: dict[str, Any]) -> dict[str, Any] | None:
+        async with self._tx() as conn:
+            version = await conn.fetchval(pg(sql.NEXT_PROMPT_VERSION), tenant, prompt["id"])
+            if version is None:
+                return None
+            stored = {**prompt, "version": str(version)}
+            await conn.execute(pg(sql.INSERT_PROMPT_VERSION), tenant, prompt["id"], version, sql.dumps(stored))
+        return stored
+
+    async def get_prompt(self, tenant: str, prompt_id: str, version: int | None = None) -> dict[str, Any] | None:
+        raw = await self._one(sql.GET_PROMPT_VERSION, tenant, prompt_id, version)
+        return None if raw is None else orjson.loads(raw)
+
+    async def prompt_owner(self, tenant: str, prompt_id: str) -> str | None:
+        owner: str | None = await self._one(sql.PROMPT_OWNER, tenant, prompt_id)
+        return owner
+
+    async def list_prompts(self, tenant: str) -> list[dict[str, Any]]:
+        return [orjson.loads(r[0]) for r in await self.pool.fetch(pg(sql.LATEST_PROMPTS), tenant)]
+
+    async def list_prompt_versions(self, tenant: str, prompt_id: str) -> list[dict[str, Any]]:
+        async with self.pool.acquire() as conn:
+            owner = await conn.fetchval(pg(sql.PROMPT_OWNER), tenant, prompt_id)
+            if owner is None:
+                return []
+            return [orjson.loads(r[0]) for r in await conn.fetch(pg(sql.PROMPT_VERSIONS), owner, prompt_id)]
+
+    async def delete_prompt(self, tenant: str, prompt_id: str) -> bool:
+        async with self._tx() as conn:
+            await conn.execute(pg(sql.DELETE_PROMPT_VERSIONS), tenant, prompt_id)
+            return _count(await conn.execute(pg(sql.DELETE_PROMPT), tenant, prompt_id)) > 0

@@ -1,0 +1,51 @@
+"""Store fixtures: every contract test runs against SQLite and against the
+real local PostgreSQL, each test in a brand-new database (a temp file, or a
+fresh schema selected through the connection URL and dropped afterwards).
+Tests that need a server skip, saying why, only when it is unreachable."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from responsa.store import Store, open_store
+from tests.store.backends import REDIS_URL, fresh_schema, in_own_loop, reachable_postgres, redis_error
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """Base URL of the reachable PostgreSQL."""
+    url, errors = in_own_loop(reachable_postgres)
+    if url is None:
+        pytest.skip("PostgreSQL not reachable: " + "; ".join(errors))
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    error = in_own_loop(redis_error)
+    if error is not None:
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: {error}")
+    return REDIS_URL
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A URL onto an empty database of each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    async with fresh_schema(request.getfixturevalue("pg_url")) as url:
+        yield url
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    s = open_store(store_url)
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
