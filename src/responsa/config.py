@@ -89,6 +89,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
                     "max_body_bytes", "prompts_dir", "secret_key"):
             if key in data:
                 setattr(s, key, data[key])
+        if "prompts_dir" in data:  # relative to the config file, like any path a config names
+            s.prompts_dir = str(Path(path).parent / data["prompts_dir"])
         s.aliases.update(data.get("aliases", {}))
         s.api_keys.extend(data.get("api_keys", []))
         for name, p in data.get("providers", {}).items():
@@ -119,6 +121,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         s.api_keys.extend(k.strip() for k in v.split(",") if k.strip())
     if v := env.get("RESPONSA_SECRET_KEY"):
         s.secret_key = v
+    if v := env.get("RESPONSA_PROMPTS_DIR"):
+        s.prompts_dir = v
     if v := env.get("RESPONSA_LOG_LEVEL"):
         s.log_level = v
     if v := env.get("RESPONSA_MCP_ALLOW_PRIVATE"):

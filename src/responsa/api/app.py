@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from responsa import __version__
-from responsa.api import compact, errors, models, responses, websocket
+from responsa.api import compact, conversations, errors, models, prompts, responses, websocket
 from responsa.api.responses import json_response
 from responsa.api.state import AppState
 from responsa.config import Settings, load_settings
@@ -32,6 +32,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = open_store(settings.database_url)
         await store.open()
+        if settings.prompts_dir:
+            await prompts.seed(store, settings.prompts_dir)
         registry = Registry(settings)
         app.state.responsa = AppState(settings=settings, store=store, registry=registry,
                                       api_keys=frozenset(settings.api_keys))
@@ -43,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     return Starlette(
         routes=[Route("/health", health, methods=["GET"]), *responses.routes, *compact.routes, *websocket.routes,
-                *models.routes],
+                *models.routes, *conversations.routes, *prompts.routes],
         exception_handlers={APIError: errors.api_error, HTTPException: errors.http_error,
                             Exception: errors.unhandled},
         lifespan=lifespan,

@@ -174,6 +174,19 @@ def _expand(items: list[Item], key: bytes | None, tenant: str, param: str) -> li
     return compaction.expand(items, key=key, tenant=tenant, param=param)
 
 
+async def resolve_references(store: Store, tenant: str, items: list[Item], param: str) -> None:
+    """Replace ``item_reference`` items in place by the stored items they name."""
+    refs = [it["id"] for it in items if it["type"] == "item_reference"]
+    if not refs:
+        return
+    found = await store.get_items(tenant, refs)
+    for i, it in enumerate(items):
+        if it["type"] == "item_reference":
+            if it["id"] not in found:
+                raise not_found(f"Item with id '{it['id']}' not found.", f"{param}[{i}].id", "item_not_found")
+            items[i] = found[it["id"]]
+
+
 def _conversation_id(req: CreateResponse) -> str | None:
     conv = req.conversation
     if conv is None:
@@ -229,14 +242,7 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
         history = await load_history(store, tenant, prev_id)
     if conversation_id is not None:
         history = [*history, *await _load_conversation(store, tenant, conversation_id)]
-    refs = [it["id"] for it in new_items if it["type"] == "item_reference"]
-    if refs:
-        found = await store.get_items(tenant, refs)
-        for i, it in enumerate(new_items):
-            if it["type"] == "item_reference":
-                if it["id"] not in found:
-                    raise not_found(f"Item with id '{it['id']}' not found.", f"input[{i}].id", "item_not_found")
-                new_items[i] = found[it["id"]]
+    await resolve_references(store, tenant, new_items, "input")
     history = _expand(history, compaction_key, tenant, "previous_response_id")
     expanded = _expand(new_items, compaction_key, tenant, "input")
     _check_call_ids(history, expanded)

@@ -90,6 +90,11 @@ def _part(raw: Any, param: str, role: str) -> dict[str, Any]:
     return out
 
 
+def content_part(raw: Any, param: str, role: str = "user") -> dict[str, Any]:
+    """One validated content part (prompt variables supply parts on their own)."""
+    return _part(raw, param, role)
+
+
 def message(role: str, content: Any, param: str, *, item_id: str | None = None,
             status: str = "completed") -> Item:
     if role not in MESSAGE_ROLES:

@@ -40,8 +40,11 @@ class Store(Protocol):
         transaction. Raises ``IdempotencyConflict`` if the key was used."""
         ...
 
-    async def finish_response(self, tenant: str, response: dict[str, Any]) -> None:
-        """Store the terminal response and its output items atomically."""
+    async def finish_response(self, tenant: str, response: dict[str, Any],
+                              conversation_items: list[Item] | None = None) -> None:
+        """Store the terminal response and its output items atomically, and
+        in the same transaction append ``conversation_items`` to the
+        response's ``conversation_id`` (if that conversation still exists)."""
         ...
 
     async def get_response(self, tenant: str, response_id: str) -> dict[str, Any] | None: ...
@@ -63,3 +66,65 @@ class Store(Protocol):
     async def list_input_items(self, tenant: str, response_id: str, *, after: str | None,
                                before: str | None, limit: int,
                                order: Literal["asc", "desc"]) -> Page | None: ...
+
+    # Conversations: ``conversation`` is the API object (id, object,
+    # created_at, metadata); items are kept in append order.
+    async def create_conversation(self, tenant: str, conversation: dict[str, Any], items: list[Item]) -> None:
+        """The conversation and its initial items, in one transaction."""
+        ...
+
+    async def get_conversation(self, tenant: str, conversation_id: str) -> dict[str, Any] | None: ...
+
+    async def update_conversation(self, tenant: str, conversation_id: str,
+                                  metadata: dict[str, str]) -> dict[str, Any] | None: ...
+
+    async def delete_conversation(self, tenant: str, conversation_id: str) -> bool: ...
+
+    async def load_conversation(self, tenant: str, conversation_id: str) -> list[Item] | None:
+        """Every item, oldest first, in one round trip; ``None`` if the
+        conversation does not exist for this tenant."""
+        ...
+
+    async def append_conversation_items(self, tenant: str, conversation_id: str, items: list[Item], *,
+                                        response_id: str | None = None) -> bool:
+        """Append contiguously (positions allocated in the transaction);
+        ``False`` if the conversation does not exist."""
+        ...
+
+    async def list_conversation_items(self, tenant: str, conversation_id: str, *, after: str | None, limit: int,
+                                      order: Literal["asc", "desc"]) -> Page | None:
+        """``None`` if the conversation does not exist; ``KeyError`` if
+        ``after`` names no item of it."""
+        ...
+
+    async def get_conversation_item(self, tenant: str, conversation_id: str, item_id: str) -> Item | None: ...
+
+    async def delete_conversation_item(self, tenant: str, conversation_id: str, item_id: str) -> bool: ...
+
+    # Prompts: ``prompt`` is the API object of one version. Tenant ``""``
+    # holds the server's seeded prompts, which every tenant reads.
+    async def create_prompt(self, tenant: str, prompt: dict[str, Any]) -> dict[str, Any] | None:
+        """Store ``prompt`` as version 1 (the store sets ``version``);
+        ``None`` if the id is taken (by this tenant or the server)."""
+        ...
+
+    async def add_prompt_version(self, tenant: str, prompt: dict[str, Any]) -> dict[str, Any] | None:
+        """Store ``prompt`` under the next version number, allocated in the
+        same transaction; ``None`` if the tenant owns no prompt with its id."""
+        ...
+
+    async def get_prompt(self, tenant: str, prompt_id: str, version: int | None = None) -> dict[str, Any] | None:
+        """The given version, or the latest; the tenant's own or a seeded one."""
+        ...
+
+    async def prompt_owner(self, tenant: str, prompt_id: str) -> str | None:
+        """``tenant``, ``""`` (seeded by the server) or ``None`` (no such prompt)."""
+        ...
+
+    async def list_prompts(self, tenant: str) -> list[dict[str, Any]]:
+        """The latest version of every prompt the tenant can read."""
+        ...
+
+    async def list_prompt_versions(self, tenant: str, prompt_id: str) -> list[dict[str, Any]]: ...
+
+    async def delete_prompt(self, tenant: str, prompt_id: str) -> bool: ...

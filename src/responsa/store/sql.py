@@ -14,7 +14,7 @@ INSERT_RESPONSE = (
     "background, idempotency_key, request, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 INSERT_ITEM = "INSERT INTO items (response_id, tenant, role, position, id, item) VALUES (?, ?, ?, ?, ?, ?)"
 FINISH_RESPONSE = "UPDATE responses SET status = ?, response = ? WHERE tenant = ? AND id = ?"
-DELETE_OUTPUT = "DELETE FROM items WHERE response_id = ? AND role = 'output'"
+DELETE_OUTPUT = "DELETE FROM items WHERE response_id = ? AND tenant = ? AND role = 'output'"
 GET_RESPONSE = "SELECT response FROM responses WHERE tenant = ? AND id = ?"
 GET_REQUEST = "SELECT request FROM responses WHERE tenant = ? AND id = ?"
 DELETE_ITEMS = "DELETE FROM items WHERE response_id = ? AND tenant = ?"
@@ -89,3 +89,57 @@ def page(rows: list[tuple[int, str]], *, after: str | None, before: str | None, 
         end = ids.index(before)
     window = items[start:end]
     return window[:limit], len(window) > limit
+
+
+# Conversations. Every statement that touches items checks the tenant on the
+# conversation row; appends reserve positions by bumping the row's counter
+# (the UPDATE takes the row lock on PostgreSQL) and insert in that transaction.
+INSERT_CONVERSATION = "INSERT INTO conversations (tenant, id, created_at, metadata) VALUES (?, ?, ?, ?)"
+GET_CONVERSATION = "SELECT id, created_at, metadata FROM conversations WHERE tenant = ? AND id = ?"
+UPDATE_CONVERSATION = "UPDATE conversations SET metadata = ? WHERE tenant = ? AND id = ?"
+DELETE_CONVERSATION = "DELETE FROM conversations WHERE tenant = ? AND id = ?"
+_OWN_CONVERSATION = "conversation_id IN (SELECT id FROM conversations WHERE tenant = ? AND id = ?)"
+DELETE_CONVERSATION_ITEMS = f"DELETE FROM conversation_items WHERE {_OWN_CONVERSATION}"
+RESERVE_POSITIONS = (
+    "UPDATE conversations SET next_position = next_position + ? WHERE tenant = ? AND id = ? RETURNING next_position")
+INSERT_CONVERSATION_ITEM = (
+    "INSERT INTO conversation_items (conversation_id, position, item_id, response_id, item) VALUES (?, ?, ?, ?, ?)")
+# One round trip: no row = no such conversation, one NULL row = empty.
+CONVERSATION_CONTEXT = (
+    "SELECT ci.item FROM conversations c LEFT JOIN conversation_items ci ON ci.conversation_id = c.id "
+    "WHERE c.tenant = ? AND c.id = ? ORDER BY ci.position")
+CONVERSATION_ITEM_POSITION = (
+    "SELECT MIN(ci.position) FROM conversation_items ci JOIN conversations c ON c.id = ci.conversation_id "
+    "WHERE c.tenant = ? AND c.id = ? AND ci.item_id = ?")
+CONVERSATION_ITEMS_ASC = (
+    "SELECT item FROM conversation_items WHERE conversation_id = ? AND position > ? ORDER BY position ASC LIMIT ?")
+CONVERSATION_ITEMS_DESC = (
+    "SELECT item FROM conversation_items WHERE conversation_id = ? AND position < ? ORDER BY position DESC LIMIT ?")
+GET_CONVERSATION_ITEM = (
+    "SELECT ci.item FROM conversation_items ci JOIN conversations c ON c.id = ci.conversation_id "
+    "WHERE c.tenant = ? AND c.id = ? AND ci.item_id = ? ORDER BY ci.position LIMIT 1")
+DELETE_CONVERSATION_ITEM = f"DELETE FROM conversation_items WHERE {_OWN_CONVERSATION} AND item_id = ?"
+
+
+def conversation_item_rows(conversation_id: str, first_position: int, items: list[dict[str, Any]],
+                           response_id: str | None) -> list[tuple[Any, ...]]:
+    return [(conversation_id, first_position + i, it.get("id", ""), response_id, dumps(it))
+            for i, it in enumerate(items)]
+
+
+# Prompts: tenant '' holds the server's seeded prompts, readable by all.
+INSERT_PROMPT = "INSERT INTO prompts (tenant, id, created_at, latest_version) VALUES (?, ?, ?, 1)"
+PROMPT_OWNER = "SELECT tenant FROM prompts WHERE tenant IN (?, '') AND id = ? ORDER BY tenant DESC LIMIT 1"
+NEXT_PROMPT_VERSION = (
+    "UPDATE prompts SET latest_version = latest_version + 1 WHERE tenant = ? AND id = ? RETURNING latest_version")
+INSERT_PROMPT_VERSION = "INSERT INTO prompt_versions (tenant, prompt_id, version, prompt) VALUES (?, ?, ?, ?)"
+GET_PROMPT_VERSION = (
+    "SELECT v.prompt FROM prompt_versions v JOIN prompts p ON p.tenant = v.tenant AND p.id = v.prompt_id "
+    "WHERE p.tenant IN (?, '') AND p.id = ? AND v.version = COALESCE(?, p.latest_version) "
+    "ORDER BY p.tenant DESC LIMIT 1")
+LATEST_PROMPTS = (
+    "SELECT v.prompt FROM prompt_versions v JOIN prompts p ON p.tenant = v.tenant AND p.id = v.prompt_id "
+    "AND v.version = p.latest_version WHERE p.tenant IN (?, '') ORDER BY p.created_at, p.id")
+PROMPT_VERSIONS = "SELECT prompt FROM prompt_versions WHERE tenant = ? AND prompt_id = ? ORDER BY version"
+DELETE_PROMPT_VERSIONS = "DELETE FROM prompt_versions WHERE tenant = ? AND prompt_id = ?"
+DELETE_PROMPT = "DELETE FROM prompts WHERE tenant = ? AND id = ?"

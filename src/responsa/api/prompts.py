@@ -1,0 +1,180 @@
+"""``/v1/prompts``: the server-side library of reusable prompt templates
+that ``responses.create(prompt={"id", "version", "variables"})`` renders.
+
+Versioned: creating a prompt makes version "1", every change adds a version
+and no version is ever modified, so a client pinned to a version keeps
+getting exactly what it tested. Prompts seeded from ``prompts_dir`` at
+start-up belong to the server: every tenant can use them, none can change
+them; editing a seed file adds a new version at the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from responsa.api.responses import json_response, list_body, list_params
+from responsa.api.state import json_body, state
+from responsa.engine.prompts import template
+from responsa.protocol.errors import APIError, invalid, not_found
+from responsa.protocol.ids import new_id
+from responsa.store.base import Store
+
+log = logging.getLogger("responsa.prompts")
+
+SERVER = ""
+"""The tenant that owns seeded prompts."""
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_COMPARED = ("instructions", "input", "model", "metadata")
+
+
+def _missing(prompt_id: str) -> APIError:
+    return not_found(f"Prompt with id '{prompt_id}' not found.", "prompt_id", "prompt_not_found")
+
+
+def _window(data: list[dict[str, Any]], request: Request, key: str) -> tuple[list[dict[str, Any]], bool]:
+    """OpenAI-style ``after``/``before``/``limit``/``order`` over a list kept
+    oldest first; the cursors are the entries' ``key`` (``id`` for prompts,
+    ``version`` for one prompt's versions)."""
+    after, before, limit, order = list_params(request)
+    if order == "desc":
+        data = data[::-1]
+    keys = [d[key] for d in data]
+    for name, cursor in (("after", after), ("before", before)):
+        if cursor is not None and cursor not in keys:
+            raise invalid(f"Invalid '{name}': {cursor!r} is not in this list.", name)
+    start = 0 if after is None else keys.index(after) + 1
+    end = len(data) if before is None else keys.index(before)
+    window = data[start:end]
+    return window[:limit], len(window) > limit
+
+
+async def _writable(store: Store, tenant: str, prompt_id: str) -> None:
+    owner = await store.prompt_owner(tenant, prompt_id)
+    if owner is None:
+        raise _missing(prompt_id)
+    if owner != tenant:
+        raise APIError(f"Prompt '{prompt_id}' is defined by the server's prompts_dir and is read-only.",
+                       status=403, type="permission_error", param="prompt_id", code="prompt_read_only")
+
+
+async def create(request: Request) -> Response:
+    st = state(request)
+    tenant = st.tenant(request)
+    body = await json_body(request, st.settings.max_body_bytes)
+    pid = body.get("id") if isinstance(body, dict) else None
+    if pid is None:
+        pid = new_id("pmpt")
+    elif not isinstance(pid, str) or not _ID.match(pid):
+        raise invalid("Invalid 'id': 1-128 characters of a-z, A-Z, 0-9, '_', '-' or '.'.", "id")
+    created = await st.store.create_prompt(tenant, template(body, pid))
+    if created is None:
+        raise APIError(f"A prompt with id '{pid}' already exists: add a version with POST "
+                       f"/v1/prompts/{pid}/versions.", status=409, param="id", code="prompt_exists")
+    return json_response(created)
+
+
+async def add_version(request: Request) -> Response:
+    st = state(request)
+    tenant = st.tenant(request)
+    pid = request.path_params["prompt_id"]
+    body = await json_body(request, st.settings.max_body_bytes)
+    if isinstance(body, dict) and body.get("id", pid) != pid:
+        raise invalid("'id' must match the prompt in the path (or be left out).", "id")
+    prompt = template(body, pid)
+    await _writable(st.store, tenant, pid)
+    added = await st.store.add_prompt_version(tenant, prompt)
+    if added is None:
+        raise _missing(pid)
+    return json_response(added)
+
+
+async def list_prompts(request: Request) -> Response:
+    st = state(request)
+    data, has_more = _window(await st.store.list_prompts(st.tenant(request)), request, "id")
+    return json_response(list_body(data, has_more))
+
+
+async def retrieve(request: Request) -> Response:
+    st = state(request)
+    pid = request.path_params["prompt_id"]
+    raw = request.query_params.get("version")
+    if raw is not None and not (raw.isdigit() and int(raw) >= 1):
+        raise invalid("'version' must be a version number such as 2.", "version")
+    found = await st.store.get_prompt(st.tenant(request), pid, None if raw is None else int(raw))
+    if found is None:
+        if raw is not None:
+            raise not_found(f"Prompt '{pid}' has no version {raw}.", "version", "prompt_version_not_found")
+        raise _missing(pid)
+    return json_response(found)
+
+
+async def versions(request: Request) -> Response:
+    st = state(request)
+    pid = request.path_params["prompt_id"]
+    found = await st.store.list_prompt_versions(st.tenant(request), pid)
+    if not found:
+        raise _missing(pid)
+    data, has_more = _window(found, request, "version")
+    return json_response(list_body(data, has_more))
+
+
+async def delete(request: Request) -> Response:
+    st = state(request)
+    tenant = st.tenant(request)
+    pid = request.path_params["prompt_id"]
+    await _writable(st.store, tenant, pid)
+    if not await st.store.delete_prompt(tenant, pid):
+        raise _missing(pid)
+    return json_response({"id": pid, "object": "prompt.deleted", "deleted": True})
+
+
+def _read(path: Path) -> dict[str, Any]:
+    data = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"prompt file {path} must hold an object")
+    return data
+
+
+async def seed(store: Store, directory: str) -> None:
+    """Load ``*.toml``/``*.json`` prompt files (``id`` defaults to the file
+    name). A file whose content differs from the stored latest version adds
+    a version; an unchanged one adds nothing, so restarts are idempotent. A
+    broken file stops start-up: serving without a prompt clients rely on
+    would only fail later and less clearly."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise RuntimeError(f"prompts_dir {directory!r} is not a directory")
+    for path in sorted(p for p in folder.iterdir() if p.suffix in (".toml", ".json")):
+        try:
+            data = _read(path)
+            pid = data.get("id", path.stem)
+            if not isinstance(pid, str) or not _ID.match(pid):
+                raise invalid(f"invalid prompt id {pid!r}", "id")
+            prompt = template(data, pid)
+        except (ValueError, APIError) as exc:
+            raise RuntimeError(f"prompt file {path}: {exc}") from None
+        latest = await store.get_prompt(SERVER, pid)
+        if latest is None:
+            await store.create_prompt(SERVER, prompt)
+        elif any(latest.get(k) != prompt[k] for k in _COMPARED):
+            added = await store.add_prompt_version(SERVER, prompt)
+            log.info("prompt %s: %s changed, now version %s", pid, path.name, added and added["version"])
+
+
+routes = [
+    Route("/v1/prompts", create, methods=["POST"]),
+    Route("/v1/prompts", list_prompts, methods=["GET"]),
+    Route("/v1/prompts/{prompt_id}", retrieve, methods=["GET"]),
+    Route("/v1/prompts/{prompt_id}", delete, methods=["DELETE"]),
+    Route("/v1/prompts/{prompt_id}/versions", versions, methods=["GET"]),
+    Route("/v1/prompts/{prompt_id}/versions", add_version, methods=["POST"]),
+]

@@ -1,0 +1,172 @@
+"""Reusable prompt templates: one validator for templates (the CRUD API and
+the ``prompts_dir`` seed files share it) and the request-time rendering of a
+``prompt`` parameter into instructions and input items.
+
+Placeholders are ``{{name}}``. A variable is a string or a content part:
+``input_text`` contributes its text; ``input_image``/``input_file`` replace
+the placeholder inside a message's content (the surrounding text stays as
+text parts around it), so one template can take a question as text and a
+document as a file. Images and files cannot go into ``instructions``,
+which are plain text.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from responsa.protocol.errors import invalid, not_found
+from responsa.protocol.items import Item, content_part, normalize_input
+from responsa.protocol.request import check_metadata
+from responsa.store.base import Store
+
+_VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
+_TEXT_PARTS = ("input_text", "output_text")
+_TEMPLATE_KEYS = frozenset({"id", "instructions", "input", "model", "metadata"})
+_PARAM_KEYS = frozenset({"id", "version", "variables"})
+
+Value = str | dict[str, Any]
+
+
+@dataclass(slots=True)
+class Resolved:
+    """A ``prompt`` parameter rendered for one request."""
+
+    instructions: str | None
+    items: list[Item]
+    model: str | None
+    echo: dict[str, Any]
+    """What the Response reports as ``prompt``: the resolved version."""
+
+
+def _texts(instructions: str | None, items: list[Item]) -> list[str]:
+    texts = [instructions] if instructions else []
+    for item in items:
+        if item["type"] == "message":
+            texts += [p["text"] for p in item["content"] if p["type"] in _TEXT_PARTS]
+    return texts
+
+
+def template(body: Any, prompt_id: str) -> dict[str, Any]:
+    """The prompt object (without ``version``) described by ``body``."""
+    if not isinstance(body, dict):
+        raise invalid("The request body must be a JSON object.", None, "invalid_json")
+    for key in sorted(set(body) - _TEMPLATE_KEYS):
+        raise invalid(f"Unknown parameter: '{key}'.", key, "unknown_parameter")
+    instructions = body.get("instructions")
+    if instructions is not None and not isinstance(instructions, str):
+        raise invalid("Invalid type for 'instructions': expected a string.", "instructions", "invalid_type")
+    items = normalize_input(body.get("input"), "input")
+    for i, item in enumerate(items):
+        if item["type"] == "item_reference":
+            raise invalid("A prompt template cannot hold item references: give the item itself.",
+                          f"input[{i}]", "unsupported_value")
+        del item["id"]  # every rendering gets fresh item ids
+    if not instructions and not items:
+        raise invalid("A prompt needs 'instructions', 'input' or both.", "instructions", "missing_required_parameter")
+    model = body.get("model")
+    if model is not None and (not isinstance(model, str) or not model):
+        raise invalid("Invalid type for 'model': expected a model name.", "model", "invalid_type")
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise invalid("Invalid type for 'metadata': expected an object.", "metadata", "invalid_type")
+    check_metadata(metadata, "metadata")
+    variables = sorted({m for text in _texts(instructions, items) for m in _VAR.findall(text)})
+    return {"id": prompt_id, "object": "prompt", "created_at": int(time.time()), "instructions": instructions,
+            "input": items, "model": model, "metadata": metadata, "variables": variables}
+
+
+def _param(raw: dict[str, Any]) -> tuple[str, int | None, dict[str, Any]]:
+    for key in sorted(set(raw) - _PARAM_KEYS):
+        raise invalid(f"Unknown parameter: 'prompt.{key}'.", f"prompt.{key}", "unknown_parameter")
+    pid = raw.get("id")
+    if not isinstance(pid, str) or not pid:
+        raise invalid("Missing required parameter: 'prompt.id'.", "prompt.id", "missing_required_parameter")
+    version = raw.get("version")
+    if isinstance(version, str) and version.isdigit():
+        version = int(version)
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+        raise invalid("Invalid 'prompt.version': expected a version number such as \"2\".", "prompt.version")
+    variables = raw.get("variables") or {}
+    if not isinstance(variables, dict):
+        raise invalid("Invalid type for 'prompt.variables': expected an object.", "prompt.variables", "invalid_type")
+    return pid, version, variables
+
+
+def _value(raw: Any, param: str) -> Value:
+    if isinstance(raw, str):
+        return raw
+    if not isinstance(raw, dict):
+        raise invalid(f"Invalid type for '{param}': expected a string or an input_text, input_image or "
+                      "input_file object.", param, "invalid_type")
+    part = content_part(raw, param)
+    return str(part["text"]) if part["type"] == "input_text" else part
+
+
+def _fill(text: str, values: dict[str, Value], where: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        value = values[match.group(1)]
+        if not isinstance(value, str):
+            raise invalid(f"Prompt variable {match.group(1)!r} is {value['type']}, which cannot be used in "
+                          f"{where}: only inside input messages.", f"prompt.variables.{match.group(1)}")
+        return value
+
+    return _VAR.sub(one, text)
+
+
+def _fill_part(part: dict[str, Any], values: dict[str, Value]) -> list[dict[str, Any]]:
+    """A text part with its placeholders filled; split around image/file variables."""
+    if part["type"] not in _TEXT_PARTS:
+        return [part]
+    out: list[dict[str, Any]] = []
+    text, last = "", 0
+    for match in _VAR.finditer(part["text"]):
+        text += part["text"][last:match.start()]
+        last = match.end()
+        value = values[match.group(1)]
+        if isinstance(value, str):
+            text += value
+            continue
+        if text:
+            out.append({**part, "text": text})
+        out.append(value)
+        text = ""
+    text += part["text"][last:]
+    if text or not out:
+        out.append({**part, "text": text})
+    return out
+
+
+def render(prompt: dict[str, Any], given: dict[str, Any]) -> tuple[str | None, list[Item]]:
+    needed = set(prompt["variables"])
+    for name in sorted(needed - set(given)):
+        raise invalid(f"Missing prompt variable {name!r}: prompt {prompt['id']!r} version {prompt['version']} "
+                      f"needs {sorted(needed)}.", f"prompt.variables.{name}", "missing_required_parameter")
+    for name in sorted(set(given) - needed):
+        raise invalid(f"Unknown prompt variable {name!r}: prompt {prompt['id']!r} version {prompt['version']} "
+                      f"takes {sorted(needed) or 'no variables'}.", f"prompt.variables.{name}", "unknown_parameter")
+    values = {name: _value(raw, f"prompt.variables.{name}") for name, raw in given.items()}
+    instructions = prompt["instructions"]
+    if instructions:
+        instructions = _fill(instructions, values, "instructions")
+    items = []
+    for item in prompt["input"]:
+        if item["type"] == "message":
+            item = {**item, "content": [p for part in item["content"] for p in _fill_part(part, values)]}
+        items.append(item)
+    return instructions, normalize_input(items, "prompt")
+
+
+async def resolve(raw: dict[str, Any], *, tenant: str, store: Store) -> Resolved:
+    """The request's ``prompt`` parameter, loaded and rendered (one store read)."""
+    pid, version, given = _param(raw)
+    prompt = await store.get_prompt(tenant, pid, version)
+    if prompt is None:
+        if version is not None and await store.get_prompt(tenant, pid) is not None:
+            raise not_found(f"Prompt {pid!r} has no version {version}.", "prompt.version", "prompt_version_not_found")
+        raise not_found(f"Prompt with id {pid!r} not found.", "prompt.id", "prompt_not_found")
+    instructions, items = render(prompt, given)
+    echo = {"id": pid, "version": prompt["version"], "variables": given or None}
+    return Resolved(instructions=instructions, items=items, model=prompt.get("model"), echo=echo)
