@@ -20,6 +20,10 @@ from responsa.protocol.response import new_response
 from responsa.providers.base import ModelRequest, ProviderError
 from responsa.providers.registry import Registry, UnknownModel
 from responsa.store.base import Store
+from responsa.tools.functions import check_schema
+from responsa.tools.mcp.items import has_mcp_items, model_view
+from responsa.tools.mcp.specs import redacted_tool
+from responsa.tools.server_tools import server_tools_for
 
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -70,6 +74,8 @@ def _function_tools(req: CreateResponse) -> list[dict[str, Any]]:
     tools: list[dict[str, Any]] = []
     for i, tool in enumerate(req.tools or []):
         ttype = tool.get("type")
+        if ttype == "mcp":
+            continue  # the server runs these: tools.server_tools
         if ttype != "function":
             raise invalid(f"Invalid value for 'tools[{i}].type': {ttype!r}. Supported tool types are "
                           "'function' and 'mcp'.", f"tools[{i}].type", "unsupported_value")
@@ -95,12 +101,14 @@ def _function_tools(req: CreateResponse) -> list[dict[str, Any]]:
             raise invalid(f"Unknown parameter: 'tools[{i}].{key}'.", f"tools[{i}].{key}", "unknown_parameter")
         if any(t["name"] == name for t in tools):
             raise invalid(f"Duplicate tool name {name!r} in 'tools'.", f"tools[{i}].name")
+        if strict and params is not None:
+            check_schema(params, f"tools[{i}].parameters")
         tools.append({"type": "function", "name": name, "description": description, "parameters": params,
                       "strict": strict})
     return tools
 
 
-def _tool_choice(choice: Any, tools: list[dict[str, Any]]) -> Any:
+def _tool_choice(choice: Any, tools: list[dict[str, Any]], server_tools: bool) -> Any:
     names = {t["name"] for t in tools}
     if choice is None:
         return "auto"
@@ -108,7 +116,7 @@ def _tool_choice(choice: Any, tools: list[dict[str, Any]]) -> Any:
         if choice not in ("none", "auto", "required"):
             raise invalid(f"Invalid value for 'tool_choice': {choice!r}. Supported values are 'none', "
                           "'auto' and 'required', or a tool object.", "tool_choice")
-        if choice == "required" and not tools:
+        if choice == "required" and not tools and not server_tools:
             raise invalid("'tool_choice' is 'required' but no tools were given.", "tool_choice")
         return choice
     ctype = choice.get("type")
@@ -150,8 +158,6 @@ def _needs_vision(items: list[Item]) -> bool:
 
 _NOT_YET = {
     "background": "Background mode",
-    "mcp_servers": "MCP servers",
-    "credentials": "MCP credentials",
 }
 
 
@@ -225,7 +231,8 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     prompt = await prompts.resolve(req.prompt, tenant=tenant, store=store) if req.prompt else None
     model, candidates = _model_candidates(req, registry, (prompt and prompt.model) or default_model)
     tools = _function_tools(req)
-    tool_choice = _tool_choice(req.tool_choice, tools)
+    has_mcp = any(t.get("type") == "mcp" for t in req.tools or []) or req.mcp_servers not in (None, "", [])
+    tool_choice = _tool_choice(req.tool_choice, tools, has_mcp)
     instructions, _ = instructions_text(req)
     new_items = normalize_input(req.input)
     conversation_id = _conversation_id(req)
@@ -246,10 +253,16 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     history = _expand(history, compaction_key, tenant, "previous_response_id")
     expanded = _expand(new_items, compaction_key, tenant, "input")
     _check_call_ids(history, expanded)
+    server_tools = await server_tools_for(req, history=history, new_items=expanded,
+                                          function_names={t["name"] for t in tools}, settings=registry.settings)
 
     caps = candidates[0].provider.capabilities(candidates[0].model)
-    if tools and not caps.tools:
+    if (tools or server_tools) and not caps.tools:
         raise invalid(f"Model '{model}' does not support tools.", "tools", "unsupported_parameter")
+    if tool_choice not in ("auto", "none") and not caps.tool_choice_required and \
+            not (isinstance(tool_choice, dict) and tool_choice.get("mode") == "auto"):
+        raise invalid(f"Model '{model}' cannot be made to call a tool: use 'tool_choice' 'auto' or 'none'.",
+                      "tool_choice", "unsupported_parameter")
     fmt = (req.text or {}).get("format") or {"type": "text"}
     if fmt.get("type") == "json_schema" and not caps.json_schema:
         raise invalid(f"Model '{model}' does not support structured output.", "text.format",
@@ -260,6 +273,8 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     if req.reasoning and req.reasoning.get("effort") not in (None, "none") and not caps.reasoning:
         raise invalid(f"Model '{model}' is not a reasoning model.", "reasoning.effort", "unsupported_parameter")
     context = [*history, *expanded]
+    if server_tools is None and has_mcp_items(context):
+        context = model_view(context, lambda label, name: name)
     if enforce_window:
         context = truncation.fit(context, instructions=instructions, tools=tools, model=candidates[0].model,
                                  window=caps.context_window, reserve=req.max_output_tokens or 0,
@@ -272,8 +287,9 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     if prompt is not None:
         params["prompt"] = prompt.echo
     do_store = req.store is not False
+    echoed_tools = [*tools, *(redacted_tool(t) for t in req.tools or [] if t.get("type") == "mcp")]
     response = new_response(
-        id=new_id("resp"), model=model, status="in_progress", instructions=instructions, tools=tools,
+        id=new_id("resp"), model=model, status="in_progress", instructions=instructions, tools=echoed_tools,
         tool_choice=tool_choice, params=params, previous_response_id=prev_id, conversation_id=conversation_id,
         store=do_store, background=bool(req.background), metadata=req.metadata or {})
     model_request = ModelRequest(
@@ -285,6 +301,8 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
         user=req.safety_identifier or req.user)
     obfuscate = bool(req.stream) and (req.stream_options or {}).get("include_obfuscation") is True
     turn = Turn(response=response, request=model_request, candidates=candidates,
-                input_items=new_items, obfuscate=obfuscate)
+                input_items=new_items, obfuscate=obfuscate, server_tools=server_tools)
     request_json = req.model_dump(exclude_unset=True, exclude={"credentials"})
+    if req.tools:
+        request_json["tools"] = [redacted_tool(t) if t.get("type") == "mcp" else t for t in req.tools]
     return Prepared(turn=turn, request_json=request_json, store=do_store)

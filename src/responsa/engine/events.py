@@ -8,6 +8,7 @@ streamed and a non-streamed response can never disagree.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from responsa.protocol.ids import new_id
@@ -15,6 +16,17 @@ from responsa.protocol.response import Response
 from responsa.providers import base as m
 
 Event = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRoute:
+    """A tool name the model sees that really belongs to an MCP server, so
+    the builder makes an ``mcp_call`` (or ``mcp_approval_request``) item for
+    it instead of a client-side ``function_call``."""
+
+    server_label: str
+    name: str
+    approval: bool = False
 
 
 class EventBuilder:
@@ -38,6 +50,13 @@ class EventBuilder:
         self._reasoning_summary = False
         self._calls: dict[int, dict[str, Any]] = {}
         self._call_args: dict[int, list[str]] = {}
+        self.routes: dict[str, ToolRoute] = {}
+        self.single_call = False
+        """``parallel_tool_calls=false``: keep only the first call of a model
+        step; a provider that sends more anyway has the extras dropped before
+        any event is emitted for them."""
+        self._step_calls = 0
+        self._server_calls: list[tuple[int, dict[str, Any]]] = []
 
     def event(self, type: str, **fields: Any) -> Event:
         ev = {"type": type, "sequence_number": self.seq, **fields}
@@ -62,12 +81,40 @@ class EventBuilder:
 
     def add_item(self, item: dict[str, Any]) -> list[Event]:
         """A complete item produced outside the model (e.g. by a server-side tool)."""
+        index, events = self.open_item(item)
+        return [*events, self.finish_item(index, item)]
+
+    def open_item(self, item: dict[str, Any]) -> tuple[int, list[Event]]:
+        """Start an item produced outside the model; ``finish_item`` ends it."""
         events = self.close_open()
         index = len(self.output)
         self.output.append(item)
         added = {**item, "status": "in_progress"} if "status" in item else dict(item)
-        return [*events, self.event("response.output_item.added", output_index=index, item=added),
-                self.event("response.output_item.done", output_index=index, item=item)]
+        return index, [*events, self.event("response.output_item.added", output_index=index, item=added)]
+
+    def finish_item(self, index: int, item: dict[str, Any]) -> Event:
+        self.output[index] = item
+        return self.event("response.output_item.done", output_index=index, item=dict(item))
+
+    def take_server_calls(self) -> list[tuple[int, dict[str, Any]]]:
+        """``mcp_call`` items of the last model step: open until executed
+        and ended with ``finish_server_call``."""
+        calls, self._server_calls = self._server_calls, []
+        return calls
+
+    def start_server_call(self, item: dict[str, Any]) -> tuple[int, list[Event]]:
+        """An ``mcp_call`` the model did not stream (an approved request)."""
+        index, events = self.open_item(item)
+        return index, [*events, self.event("response.mcp_call.in_progress", item_id=item["id"],
+                                           output_index=index)]
+
+    def finish_server_call(self, index: int, item: dict[str, Any]) -> list[Event]:
+        """End an ``mcp_call`` item whose ``status`` the caller has set."""
+        events = []
+        if item["status"] in ("completed", "failed"):
+            events.append(self.event(f"response.mcp_call.{item['status']}", item_id=item["id"],
+                                     output_index=index))
+        return [*events, self.finish_item(index, item)]
 
     def feed(self, ev: m.ModelEvent) -> list[Event]:
         if isinstance(ev, m.TextDelta):
@@ -82,22 +129,45 @@ class EventBuilder:
             opened = [] if self._reasoning is not None else self._reasoning_delta(m.ReasoningDelta(""))
             return opened + self._close_reasoning(ev.encrypted_content)
         if isinstance(ev, m.ToolCallStart):
-            events = self._close_message() + self._close_reasoning(None)
-            item: dict[str, Any] = {"type": "function_call", "id": new_id("fc"), "call_id": ev.call_id,
-                    "name": ev.name, "arguments": "", "status": "in_progress"}
-            index, added = self._add(item)
-            item["_index"] = index
-            self._calls[ev.index] = item
-            self._call_args[ev.index] = []
-            return [*events, added]
+            return self._call_start(ev)
         if isinstance(ev, m.ToolCallDelta):
             call = self._calls.get(ev.index)
             if call is None or not ev.arguments:
                 return []
             self._call_args[ev.index].append(ev.arguments)
-            return [self._pad(self.event("response.function_call_arguments.delta", item_id=call["id"],
-                                         output_index=call["_index"], delta=ev.arguments), ev.arguments)]
+            kind = call["type"]
+            if kind == "mcp_approval_request":
+                return []
+            etype = "response.mcp_call_arguments.delta" if kind == "mcp_call" else \
+                "response.function_call_arguments.delta"
+            return [self._pad(self.event(etype, item_id=call["id"], output_index=call["_index"],
+                                         delta=ev.arguments), ev.arguments)]
         return []
+
+    def _call_start(self, ev: m.ToolCallStart) -> list[Event]:
+        if self.single_call and self._step_calls:
+            return []
+        self._step_calls += 1
+        events = self._close_message() + self._close_reasoning(None)
+        route = self.routes.get(ev.name)
+        item: dict[str, Any]
+        if route is None:
+            item = {"type": "function_call", "id": new_id("fc"), "call_id": ev.call_id,
+                    "name": ev.name, "arguments": "", "status": "in_progress"}
+        elif route.approval:
+            item = {"type": "mcp_approval_request", "id": new_id("mcpr"), "server_label": route.server_label,
+                    "name": route.name, "arguments": ""}
+        else:
+            item = {"type": "mcp_call", "id": new_id("mcp"), "server_label": route.server_label,
+                    "name": route.name, "arguments": "", "status": "in_progress"}
+        index, added = self._add(item)
+        item["_index"] = index
+        self._calls[ev.index] = item
+        self._call_args[ev.index] = []
+        events.append(added)
+        if item["type"] == "mcp_call":
+            events.append(self.event("response.mcp_call.in_progress", item_id=item["id"], output_index=index))
+        return events
 
     def _text_delta(self, text: str, logprobs: list[dict[str, Any]] | None, part_type: str) -> list[Event]:
         events: list[Event] = []
@@ -221,9 +291,18 @@ class EventBuilder:
             call = self._calls[key]
             index = call.pop("_index")
             call["arguments"] = "".join(self._call_args[key])
-            call["status"] = status
-            events.append(self.event("response.function_call_arguments.done", item_id=call["id"],
-                                     output_index=index, arguments=call["arguments"], name=call["name"]))
+            kind = call["type"]
+            if kind == "mcp_call":
+                events.append(self.event("response.mcp_call_arguments.done", item_id=call["id"],
+                                         output_index=index, arguments=call["arguments"]))
+                if status == "completed":
+                    self._server_calls.append((index, call))
+                    continue
+                call["status"] = "incomplete"
+            elif kind == "function_call":
+                call["status"] = status
+                events.append(self.event("response.function_call_arguments.done", item_id=call["id"],
+                                         output_index=index, arguments=call["arguments"], name=call["name"]))
             events.append(self.event("response.output_item.done", output_index=index, item=dict(call)))
         self._calls.clear()
         self._call_args.clear()
@@ -231,4 +310,5 @@ class EventBuilder:
 
     def close_open(self, status: str = "completed") -> list[Event]:
         """Close whatever item is still open (end of a model step)."""
+        self._step_calls = 0
         return self._close_reasoning(None) + self._close_message(status) + self._close_calls(status)

@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from responsa.engine.events import Event, EventBuilder
+from responsa.engine.events import Event, EventBuilder, ToolRoute
 from responsa.protocol.response import Response, empty_usage
 from responsa.providers import base as m
+from responsa.tools.functions import check_calls
 
 log = logging.getLogger("responsa.engine")
 
@@ -20,23 +21,34 @@ TERMINAL = frozenset({"response.completed", "response.incomplete", "response.fai
 
 
 class ServerTools(Protocol):
-    """Tools the server runs itself (MCP). The engine asks it which calls
-    are its own and hands those over; the rest go back to the client."""
+    """Tools the server runs itself (MCP). The builder turns model calls to
+    the names in ``routes()`` into ``mcp_call`` items (or approval requests);
+    the engine hands those to ``execute``; everything else goes back to the
+    client."""
 
-    def handles(self, name: str) -> bool: ...
-
-    def prepare(self, builder: EventBuilder) -> AsyncIterator[Event]:
-        """Events before the first model call (e.g. ``mcp_list_tools`` items)."""
+    def prepare(self, builder: EventBuilder, context: list[dict[str, Any]]) -> AsyncIterator[Event]:
+        """Before the first model call: list tools (``mcp_list_tools`` items),
+        run calls the client approved, and rewrite ``context`` in place into
+        what a model understands (function calls and outputs)."""
         ...
 
-    def execute(self, calls: list[dict[str, Any]], builder: EventBuilder,
-                context: list[dict[str, Any]]) -> AsyncIterator[Event]:
-        """Run ``calls``, emit their items, append what the model should see to ``context``."""
+    def routes(self) -> dict[str, ToolRoute]:
+        """Model-facing tool name -> server tool (valid after ``prepare``)."""
         ...
 
-    def pending_approval(self) -> bool:
-        """True when the turn must stop and wait for the client's approval."""
+    def definitions(self) -> list[dict[str, Any]]:
+        """Function tool definitions the model sees (valid after ``prepare``)."""
         ...
+
+    def execute(self, calls: list[tuple[int, dict[str, Any]]], builder: EventBuilder) -> AsyncIterator[Event]:
+        """Run these open ``mcp_call`` items (output index, item) and finish them."""
+        ...
+
+    def model_view(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``items`` as the model should see them next step."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -108,17 +120,26 @@ async def run(turn: Turn) -> AsyncIterator[Event]:
     usage = empty_usage()
     tools = turn.server_tools
     context = list(turn.request.items)
+    request = turn.request
+    b.single_call = not request.parallel_tool_calls
     max_calls = response.get("max_tool_calls")
     calls_made = 0
     status, reason = "completed", None
     try:
         if tools is not None:
-            async for ev in tools.prepare(b):
+            async for ev in tools.prepare(b, context):
                 yield ev
+            b.routes = tools.routes()
+            request = replace(request, tools=[*request.tools, *tools.definitions()])
+        step = 0
         while True:
             finish: m.Finish | None = None
             first_new = len(b.output)
-            async for mev in _model_step(turn, replace(turn.request, items=context)):
+            # A forced tool_choice applies to the first step only: after the
+            # server ran the forced tool, the model must be free to answer.
+            step_request = replace(request, items=context,
+                                   tool_choice=request.tool_choice if step == 0 else "auto")
+            async for mev in _model_step(turn, step_request):
                 if isinstance(mev, m.Usage):
                     _add_usage(usage, mev)
                 elif isinstance(mev, m.Finish):
@@ -136,18 +157,27 @@ async def run(turn: Turn) -> AsyncIterator[Event]:
                 reason = "max_output_tokens" if finish.reason == "length" else "content_filter"
                 break
             new_items = b.output[first_new:]
-            calls = [it for it in new_items if it["type"] == "function_call"]
-            if tools is None or not calls or not all(tools.handles(c["name"]) for c in calls):
+            problem = check_calls(turn.request, new_items, forced=step == 0)
+            if problem is not None:
+                raise m.ProviderError(problem, code="invalid_tool_call", retryable=False)
+            step += 1
+            server_calls = b.take_server_calls()
+            if tools is None:
                 break
-            if max_calls is not None and calls_made + len(calls) > max_calls:
+            allowed = len(server_calls) if max_calls is None else max(0, max_calls - calls_made)
+            calls_made += min(allowed, len(server_calls))
+            async for ev in tools.execute(server_calls[:allowed], b):
+                yield ev
+            for index, item in server_calls[allowed:]:
+                item["status"] = "incomplete"
+                for ev in b.finish_server_call(index, item):
+                    yield ev
+            if len(server_calls) > allowed:
                 status, reason = "incomplete", "max_tool_calls"
                 break
-            calls_made += len(calls)
-            context.extend(it for it in new_items if it["type"] != "function_call")
-            async for ev in tools.execute(calls, b, context):
-                yield ev
-            if tools.pending_approval():
+            if not server_calls or any(it["type"] in ("function_call", "mcp_approval_request") for it in new_items):
                 break
+            context.extend(tools.model_view(new_items))
     except m.ProviderError as exc:
         for ev in b.close_open("incomplete"):
             yield ev
@@ -162,6 +192,9 @@ async def run(turn: Turn) -> AsyncIterator[Event]:
                 "The server had an error while processing your request.", status=500, code="server_error")):
             yield ev
         return
+    finally:
+        if tools is not None:
+            await tools.aclose()
     response["usage"] = usage
     response["status"] = status
     if status == "incomplete":

@@ -45,6 +45,11 @@ class Registry:
         self._settings = settings
         self._instances: dict[str, Provider] = {}
 
+    @property
+    def settings(self) -> Settings:
+        """The settings the registry was built from (MCP registry, allow lists)."""
+        return self._settings
+
     def resolve(self, model: str) -> tuple[Provider, str]:
         """``provider/model`` -> (provider, upstream model name). A bare
         name goes through aliases, then to the default model's provider; an

@@ -1,0 +1,86 @@
+"""Client-executed function tools: what the engine checks on the model's
+side of the contract.
+
+Providers are asked to honour ``tool_choice`` and ``strict`` schemas, but a
+provider may not be able to (or may not comply), so the engine verifies the
+calls a model step produced and fails the response with a clear error
+instead of handing the client a call it did not allow or arguments its
+schema rejects.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import orjson
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
+
+from responsa.protocol.errors import invalid
+from responsa.providers.base import ModelRequest
+
+_CALL_TYPES = ("function_call", "mcp_call", "mcp_approval_request")
+
+
+def check_schema(schema: dict[str, Any], param: str) -> None:
+    """A ``strict`` tool's schema must itself be valid, or no arguments could be checked."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise invalid(f"Invalid JSON schema in '{param}': {exc.message}.", param, "invalid_schema") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: bytes) -> Draft202012Validator:
+    return Draft202012Validator(orjson.loads(schema_json))
+
+
+def _strict_error(tool: dict[str, Any], arguments: str) -> str | None:
+    try:
+        args = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        return f"The model called '{tool['name']}' with arguments that are not valid JSON."
+    schema = tool.get("parameters") or {"type": "object", "properties": {}}
+    error = next(iter(_validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).iter_errors(args)), None)
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+    return (f"The model called '{tool['name']}' with arguments that do not match its strict schema: "
+            f"{error.message} at {where}.")
+
+
+def check_calls(request: ModelRequest, items: list[dict[str, Any]], *, forced: bool) -> str | None:
+    """Why the tool calls in one model step's ``items`` break the request's
+    contract, or ``None``. ``forced``: whether ``tool_choice`` applied to
+    this step (only the first step of a response)."""
+    calls = [it for it in items if it["type"] in _CALL_TYPES]
+    functions = {t["name"]: t for t in request.tools if t.get("type") == "function"}
+    for call in calls:
+        if call["type"] != "function_call":
+            continue
+        tool = functions.get(call["name"])
+        if tool is None:
+            return f"The model called '{call['name']}', which is not one of the request's tools."
+        if tool.get("strict"):
+            problem = _strict_error(tool, call["arguments"])
+            if problem:
+                return problem
+    if not forced:
+        return None
+    choice = request.tool_choice
+    if choice == "none" and calls:
+        return "The model called a tool although 'tool_choice' is 'none'."
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        names = {t["name"] for t in choice["tools"]}
+        outside = [c["name"] for c in calls if c["type"] == "function_call" and c["name"] not in names]
+        if outside:
+            return f"The model called '{outside[0]}', which 'tool_choice.tools' does not allow."
+        if choice.get("mode") == "required" and not calls:
+            return "The model did not call a tool although 'tool_choice.mode' is 'required'."
+    if choice == "required" and not calls:
+        return "The model did not call a tool although 'tool_choice' is 'required'."
+    if isinstance(choice, dict) and choice.get("type") == "function" and \
+            not any(c["type"] == "function_call" and c["name"] == choice["name"] for c in calls):
+        return f"The model did not call '{choice['name']}' although 'tool_choice' requires it."
+    return None
