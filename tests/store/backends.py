@@ -63,16 +63,24 @@ def with_search_path(url: str, schema: str) -> str:
     return f"{url}{sep}options={quote(f'-csearch_path={schema}', safe='')}"
 
 
+async def admin(base_url: str, statement: str) -> None:
+    conn = await asyncpg.connect(base_url)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def new_schema_name() -> str:
+    return f"responsa_test_{uuid.uuid4().hex[:12]}"
+
+
 @asynccontextmanager
 async def fresh_schema(base_url: str) -> AsyncIterator[str]:
     """A URL onto a new, empty schema that is dropped on exit."""
-    name = f"responsa_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(base_url)
+    name = new_schema_name()
+    await admin(base_url, f'CREATE SCHEMA "{name}"')
     try:
-        await admin.execute(f'CREATE SCHEMA "{name}"')
-        try:
-            yield with_search_path(base_url, name)
-        finally:
-            await admin.execute(f'DROP SCHEMA "{name}" CASCADE')
+        yield with_search_path(base_url, name)
     finally:
-        await admin.close()
+        await admin(base_url, f'DROP SCHEMA "{name}" CASCADE')
