@@ -1,57 +1,15 @@
-"""Real MCP servers for the tool tests, built with the ``mcp`` SDK's
-``MCPServer`` (FastMCP) and served by uvicorn on free ports in-process:
-streamable HTTP, SSE, and a streamable HTTP one that requires a bearer token."""
+"""Real MCP servers for the tool tests, served by uvicorn on free ports
+in-process: streamable HTTP, SSE, and a streamable HTTP one that requires a
+bearer token."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from mcp.server.mcpserver import MCPServer
 
 from tests.helpers import serve_in_thread
-
-TOKEN = "sk-mcp-test-7f3a9c2e1b5d"
-"""The bearer token the protected server wants: it must never show up in the database or the logs."""
-
-
-def make_server(name: str) -> MCPServer:
-    srv = MCPServer(name)
-
-    @srv.tool()
-    def add(a: int, b: int) -> int:
-        """Add two integers."""
-        return a + b
-
-    @srv.tool()
-    def shout(text: str) -> str:
-        """Upper-case a text."""
-        return text.upper()
-
-    @srv.tool()
-    def explode() -> str:
-        """Always fails."""
-        raise ValueError("the tool exploded")
-
-    @srv.tool()
-    def huge() -> str:
-        """A very long output."""
-        return "x" * 300_000
-
-    return srv
-
-
-def require_bearer(app: Any, token: str) -> Any:
-    """An ASGI wrapper that answers 401 unless ``Authorization: Bearer <token>``."""
-    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and dict(scope["headers"]).get(b"authorization") != f"Bearer {token}".encode():
-            await send({"type": "http.response.start", "status": 401,
-                        "headers": [(b"content-type", b"application/json")]})
-            await send({"type": "http.response.body", "body": b'{"error": "unauthorized"}'})
-            return
-        await app(scope, receive, send)
-    return wrapped
+from tests.tools.support import TOKEN, make_server, require_bearer
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,12 @@ end to end without a network:
   ``[[error-model:NAME]]``: fail that way only when called as model NAME
   (exercises fallback lists);
   ``[[fail-after:N]]``: fail mid-stream after N deltas;
-- ``[[refuse]]``: a refusal instead of text.
+- ``[[refuse]]``: a refusal instead of text;
+- ``[[disobey]]``: ignore ``tool_choice`` and ``parallel_tool_calls`` (a
+  provider that does not comply, to test the engine's own checks).
+
+Provider option ``tool_choice_required = false`` makes it claim it cannot
+be forced to call a tool.
 
 With tools and a ``tool_choice`` other than ``none`` it calls a tool (the
 forced one, or the first whose name appears in the text, or the first), its
@@ -87,6 +92,7 @@ class TestProvider:
 
     def capabilities(self, model: str) -> m.Capabilities:
         return m.Capabilities(tools=True, vision=True, json_schema=True, reasoning=True, logprobs=True,
+                              tool_choice_required=bool(self.cfg.options.get("tool_choice_required", True)),
                               context_window=int(self.cfg.options.get("context_window", 128_000)))
 
     async def list_models(self) -> list[str]:
@@ -135,12 +141,13 @@ class TestProvider:
             yield m.ReasoningDone(encrypted_content=None)
 
         calls = [self._scripted_call(arg) for arg in directives.get("call", [])]
-        if not calls and last.get("type") == "message" and last.get("role") == "user":
+        if not calls and last.get("type") == "message" and last.get("role") == "user" \
+                and "disobey" not in directives:
             tool = self._tool_to_call(req, plain)
             if tool is not None:
                 calls = [(tool["name"], orjson.dumps(example_of(tool.get("parameters") or {})).decode())]
         if calls and req.tools:
-            if not req.parallel_tool_calls:
+            if not req.parallel_tool_calls and "disobey" not in directives:
                 calls = calls[:1]
             for i, (name, args) in enumerate(calls):
                 yield m.ToolCallStart(index=i, call_id=new_id("call")[:29], name=name)
