@@ -1,0 +1,118 @@
+"""Decode speed of the embedded model through Responsa versus xllamacpp
+called directly, in one run, so the ratio is what Responsa costs (target:
+through >= 90% of direct).
+
+    python benchmarks/local_model.py [--tokens 128] [--rounds 5]
+
+Both paths decode the same prompt greedily (temperature 0, so the same
+tokens) with the same chat-completions body Responsa builds
+(``responsa.providers.local.chat_body``). Direct: ``xllamacpp.Server`` in
+this process with a streaming callback. Through: ``responsa serve`` in a
+subprocess (SQLite store), POST /v1/responses with stream=true over HTTP.
+Speed = output tokens / wall time from sending the request to the last
+token, so prompt handling, HTTP, SSE and the store all count against
+Responsa. Rounds alternate between the paths (the machine's load hits both)
+and the median of each is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import xllamacpp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from responsa.providers.base import ModelRequest  # noqa: E402
+from responsa.providers.local import bundled_model_path, chat_body  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from overhead import free_port, wait_up  # noqa: E402
+
+PROMPT = "Write a long story about a dragon who learns to fly."
+
+
+def direct_server(sockdir: str) -> Any:
+    p = xllamacpp.CommonParams()
+    p.model.path = str(bundled_model_path())
+    p.n_ctx, p.n_parallel, p.verbosity = 8192, 1, 1
+    p.hostnames = [f"{sockdir}/direct.sock"]  # keep its side-effect HTTP server off TCP
+    return xllamacpp.Server(p)
+
+
+def direct(server: Any, body: dict[str, Any]) -> tuple[int, float]:
+    usage: dict[str, int] = {}
+
+    def on_chunk(chunk: dict[str, Any]) -> bool:
+        usage.update(chunk.get("usage") or {})
+        return False
+
+    t0 = time.perf_counter()
+    server.handle_chat_completions(body, on_chunk)
+    return usage["completion_tokens"], time.perf_counter() - t0
+
+
+def through(http: httpx.Client, url: str, tokens: int) -> tuple[int, float]:
+    body = {"model": "local/smollm2", "input": PROMPT, "temperature": 0, "max_output_tokens": tokens,
+            "stream": True}
+    t0 = time.perf_counter()
+    last: dict[str, Any] = {}
+    with http.stream("POST", f"{url}/v1/responses", json=body) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                last = json.loads(line[6:])
+    elapsed = time.perf_counter() - t0
+    assert last.get("type") in ("response.completed", "response.incomplete"), last
+    return int(last["response"]["usage"]["output_tokens"]), elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    body = chat_body(ModelRequest(model="smollm2", temperature=0, max_output_tokens=args.tokens,
+                                  items=[{"type": "message", "role": "user", "content": PROMPT}]))
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+        server = subprocess.Popen([sys.executable, "-m", "responsa.cli", "serve", "--port", str(port),
+                                   "--model", "local/smollm2", "--database-url", f"sqlite:///{tmp}/b.db",
+                                   "--log-level", "warning"], env=env)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_up(f"{url}/health", server)
+            model = direct_server(tmp)
+            with httpx.Client(timeout=120) as http:
+                direct(model, body)  # warm up: load the models, fill the prompt caches
+                through(http, url, args.tokens)
+                rates: dict[str, list[float]] = {"direct": [], "through": []}
+                for _ in range(args.rounds):
+                    n, secs = direct(model, body)
+                    rates["direct"].append(n / secs)
+                    n, secs = through(http, url, args.tokens)
+                    rates["through"].append(n / secs)
+        finally:
+            server.terminate()
+            server.wait(10)
+    d, t = statistics.median(rates["direct"]), statistics.median(rates["through"])
+    print(f"prompt={PROMPT!r} max_tokens={args.tokens} rounds={args.rounds}")
+    print(f"direct xllamacpp : {d:7.1f} tokens/s  (median; all: {' '.join(f'{r:.0f}' for r in rates['direct'])})")
+    print(f"through Responsa : {t:7.1f} tokens/s  (median; all: {' '.join(f'{r:.0f}' for r in rates['through'])})")
+    print(f"ratio            : {t / d:7.1%}  (target >= 90%)")
+
+
+if __name__ == "__main__":
+    main()
