@@ -53,8 +53,8 @@ def template(body: Any, prompt_id: str) -> dict[str, Any]:
     """The prompt object (without ``version``) described by ``body``."""
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object.", None, "invalid_json")
-    for key in sorted(set(body) - _TEMPLATE_KEYS):
-        raise invalid(f"Unknown parameter: '{key}'.", key, "unknown_parameter")
+    if unknown := sorted(set(body) - _TEMPLATE_KEYS):
+        raise invalid(f"Unknown parameter: '{unknown[0]}'.", unknown[0], "unknown_parameter")
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise invalid("Invalid type for 'instructions': expected a string.", "instructions", "invalid_type")
@@ -79,8 +79,8 @@ def template(body: Any, prompt_id: str) -> dict[str, Any]:
 
 
 def _param(raw: dict[str, Any]) -> tuple[str, int | None, dict[str, Any]]:
-    for key in sorted(set(raw) - _PARAM_KEYS):
-        raise invalid(f"Unknown parameter: 'prompt.{key}'.", f"prompt.{key}", "unknown_parameter")
+    if unknown := sorted(set(raw) - _PARAM_KEYS):
+        raise invalid(f"Unknown parameter: 'prompt.{unknown[0]}'.", f"prompt.{unknown[0]}", "unknown_parameter")
     pid = raw.get("id")
     if not isinstance(pid, str) or not pid:
         raise invalid("Missing required parameter: 'prompt.id'.", "prompt.id", "missing_required_parameter")
@@ -101,17 +101,25 @@ def _value(raw: Any, param: str) -> Value:
     if not isinstance(raw, dict):
         raise invalid(f"Invalid type for '{param}': expected a string or an input_text, input_image or "
                       "input_file object.", param, "invalid_type")
-    part = content_part(raw, param)
-    return str(part["text"]) if part["type"] == "input_text" else part
+    return content_part(raw, param)
+
+
+def _text(value: Value) -> str | None:
+    """The text a variable contributes, or ``None`` for an image or file."""
+    if isinstance(value, str):
+        return value
+    return str(value["text"]) if value["type"] == "input_text" else None
 
 
 def _fill(text: str, values: dict[str, Value], where: str) -> str:
     def one(match: re.Match[str]) -> str:
         value = values[match.group(1)]
-        if not isinstance(value, str):
+        text = _text(value)
+        if text is None:
+            assert isinstance(value, dict)
             raise invalid(f"Prompt variable {match.group(1)!r} is {value['type']}, which cannot be used in "
                           f"{where}: only inside input messages.", f"prompt.variables.{match.group(1)}")
-        return value
+        return text
 
     return _VAR.sub(one, text)
 
@@ -126,9 +134,11 @@ def _fill_part(part: dict[str, Any], values: dict[str, Value]) -> list[dict[str,
         text += part["text"][last:match.start()]
         last = match.end()
         value = values[match.group(1)]
-        if isinstance(value, str):
-            text += value
+        filled = _text(value)
+        if filled is not None:
+            text += filled
             continue
+        assert isinstance(value, dict)  # an image or a file: a part of its own
         if text:
             out.append({**part, "text": text})
         out.append(value)
@@ -139,15 +149,16 @@ def _fill_part(part: dict[str, Any], values: dict[str, Value]) -> list[dict[str,
     return out
 
 
-def render(prompt: dict[str, Any], given: dict[str, Any]) -> tuple[str | None, list[Item]]:
+def render(prompt: dict[str, Any], values: dict[str, Value]) -> tuple[str | None, list[Item]]:
     needed = set(prompt["variables"])
-    for name in sorted(needed - set(given)):
+    if missing := sorted(needed - set(values)):
+        name = missing[0]
         raise invalid(f"Missing prompt variable {name!r}: prompt {prompt['id']!r} version {prompt['version']} "
                       f"needs {sorted(needed)}.", f"prompt.variables.{name}", "missing_required_parameter")
-    for name in sorted(set(given) - needed):
+    if unknown := sorted(set(values) - needed):
+        name = unknown[0]
         raise invalid(f"Unknown prompt variable {name!r}: prompt {prompt['id']!r} version {prompt['version']} "
                       f"takes {sorted(needed) or 'no variables'}.", f"prompt.variables.{name}", "unknown_parameter")
-    values = {name: _value(raw, f"prompt.variables.{name}") for name, raw in given.items()}
     instructions = prompt["instructions"]
     if instructions:
         instructions = _fill(instructions, values, "instructions")
@@ -167,6 +178,7 @@ async def resolve(raw: dict[str, Any], *, tenant: str, store: Store) -> Resolved
         if version is not None and await store.get_prompt(tenant, pid) is not None:
             raise not_found(f"Prompt {pid!r} has no version {version}.", "prompt.version", "prompt_version_not_found")
         raise not_found(f"Prompt with id {pid!r} not found.", "prompt.id", "prompt_not_found")
-    instructions, items = render(prompt, given)
-    echo = {"id": pid, "version": prompt["version"], "variables": given or None}
+    values = {name: _value(value, f"prompt.variables.{name}") for name, value in given.items()}
+    instructions, items = render(prompt, values)
+    echo = {"id": pid, "version": prompt["version"], "variables": values or None}
     return Resolved(instructions=instructions, items=items, model=prompt.get("model"), echo=echo)
