@@ -1,0 +1,254 @@
+"""Cross-replica live events and cancel signals over Redis pub/sub.
+
+The replica running a response publishes its events; a client that resumes
+the stream on any other replica subscribes to them. Pub/sub is the live tail
+only: the store's ``response_events`` are the durable record, so a consumer
+subscribes first, then reads the stored backlog, then follows the live
+events, skipping sequence numbers it has already sent.
+
+Per replica there is one subscriber connection, whatever the number of
+followers: a reader task routes each message to the local followers of that
+response. Publishing never waits on Redis or on a reader: events go to an
+outbox that one writer task flushes in pipelined batches (one round trip for
+a burst of deltas, order preserved), and a follower that falls too far
+behind is cut off with ``Lagged`` to catch up from the store instead of
+growing memory or stalling the turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+
+Event = dict[str, Any]
+
+TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete"})
+_LAGGED = object()
+CONFIRM_TIMEOUT_S = 10.0
+log = logging.getLogger(__name__)
+
+
+class Lagged(Exception):
+    """The follower fell ``max_pending`` events behind and was cut off;
+    resume from the store after the last sequence number it delivered."""
+
+
+class Subscription:
+    """Live events of one response. ``async with`` returns once Redis has
+    confirmed the subscription, so nothing published afterwards is missed;
+    iteration ends after the terminal event."""
+
+    def __init__(self, fanout: RedisFanout, response_id: str) -> None:
+        self._fanout = fanout
+        self.channel = fanout.events_channel(response_id)
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(fanout.max_pending + 1)
+        self._done = False
+
+    async def __aenter__(self) -> Subscription:
+        await self._fanout._follow(self)
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self._fanout._unfollow(self)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._done:
+            raise StopAsyncIteration
+        item = await self.queue.get()
+        if item is _LAGGED:
+            self._done = True
+            raise Lagged(self.channel)
+        event: Event = item
+        if event.get("type") in TERMINAL:
+            self._done = True
+        return event
+
+    def deliver(self, event: Any) -> None:
+        """From the reader task: never blocks; a full queue means lagged."""
+        if self.queue.full():
+            return
+        if self.queue.qsize() == self._fanout.max_pending:
+            self.queue.put_nowait(_LAGGED)
+        else:
+            self.queue.put_nowait(event)
+
+
+class RedisFanout:
+    def __init__(self, url: str, *, prefix: str = "responsa", max_pending: int = 10_000) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.max_pending = max_pending
+        self._redis: aioredis.Redis | None = None
+        self._pubsub: PubSub | None = None
+        self._followers: dict[str, set[Subscription]] = {}
+        self._confirmations: dict[str, list[asyncio.Future[None]]] = {}
+        self._cancel_watchers: dict[str, set[asyncio.Event]] = {}
+        self._commands = asyncio.Lock()
+        self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def events_channel(self, response_id: str) -> str:
+        return f"{self.prefix}:events:{response_id}"
+
+    def cancel_channel(self, response_id: str) -> str:
+        return f"{self.prefix}:cancel:{response_id}"
+
+    async def open(self) -> None:
+        self._redis = aioredis.from_url(self.url)
+        self._pubsub = self._redis.pubsub()
+        # Every replica hears every cancel (they are rare), so a replica can
+        # be told to stop a response without a subscribe round trip per job.
+        confirmed = self._expect(self.cancel_channel("*"))
+        await self._pubsub.psubscribe(self.cancel_channel("*"))
+        self._tasks = [asyncio.create_task(self._read(), name="redis-fanout-reader"),
+                       asyncio.create_task(self._write(), name="redis-fanout-writer")]
+        await asyncio.wait_for(confirmed, CONFIRM_TIMEOUT_S)
+
+    async def close(self) -> None:
+        """Flush what was published, then stop."""
+        if self._redis is None:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._outbox.join(), 5)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._pubsub is not None:
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+        await self._redis.aclose()
+        self._redis = None
+        self._pubsub = None
+
+    def publish(self, response_id: str, event: Event) -> None:
+        """Queue ``event`` for every replica following ``response_id``; never blocks."""
+        self._outbox.put_nowait((self.events_channel(response_id), orjson.dumps(event)))
+
+    def subscribe(self, response_id: str) -> Subscription:
+        return Subscription(self, response_id)
+
+    async def cancel(self, response_id: str) -> None:
+        """Tell whichever replica runs ``response_id`` to stop it."""
+        if self._redis is None:
+            raise RuntimeError("fan-out is not open")
+        await self._redis.publish(self.cancel_channel(response_id), b"cancel")
+
+    @contextlib.asynccontextmanager
+    async def watch_cancel(self, response_id: str) -> AsyncIterator[asyncio.Event]:
+        """An event set when any replica calls ``cancel(response_id)`` while inside."""
+        flag = asyncio.Event()
+        channel = self.cancel_channel(response_id)
+        self._cancel_watchers.setdefault(channel, set()).add(flag)
+        try:
+            yield flag
+        finally:
+            watchers = self._cancel_watchers.get(channel, set())
+            watchers.discard(flag)
+            if not watchers:
+                self._cancel_watchers.pop(channel, None)
+
+    def _expect(self, channel: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._confirmations.setdefault(channel, []).append(future)
+        return future
+
+    async def _follow(self, sub: Subscription) -> None:
+        if self._pubsub is None:
+            raise RuntimeError("fan-out is not open")
+        async with self._commands:
+            followers = self._followers.setdefault(sub.channel, set())
+            followers.add(sub)
+            if len(followers) > 1:
+                return  # already subscribed (and confirmed: see below)
+            confirmed = self._expect(sub.channel)
+            try:
+                await self._pubsub.subscribe(sub.channel)
+                # Awaited under the lock so a second follower never returns
+                # before the first's SUBSCRIBE is confirmed.
+                await asyncio.wait_for(confirmed, CONFIRM_TIMEOUT_S)
+            except BaseException:
+                followers.discard(sub)
+                if not followers:
+                    del self._followers[sub.channel]
+                raise
+
+    async def _unfollow(self, sub: Subscription) -> None:
+        async with self._commands:
+            followers = self._followers.get(sub.channel)
+            if followers is None:
+                return
+            followers.discard(sub)
+            if not followers:
+                del self._followers[sub.channel]
+                if self._pubsub is not None:
+                    await self._pubsub.unsubscribe(sub.channel)
+
+    async def _read(self) -> None:
+        assert self._pubsub is not None
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis went away: redis-py reconnects and resubscribes on the next read
+                log.warning("redis fan-out: read failed; retrying", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            if message is not None:
+                self._route(message)
+                # A burst already buffered would otherwise be routed without
+                # ever suspending, starving followers into looking lagged.
+                await asyncio.sleep(0)
+
+    def _route(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        channel = message["channel"].decode()
+        if kind in ("subscribe", "psubscribe"):
+            waiting = self._confirmations.get(channel)
+            if waiting:
+                future = waiting.pop(0)
+                if not waiting:
+                    del self._confirmations[channel]
+                if not future.done():
+                    future.set_result(None)
+        elif kind == "message":
+            followers = self._followers.get(channel)
+            if followers:
+                event = orjson.loads(message["data"])
+                for sub in followers:
+                    sub.deliver(event)
+        elif kind == "pmessage":
+            for flag in self._cancel_watchers.get(channel, ()):
+                flag.set()
+
+    async def _write(self) -> None:
+        assert self._redis is not None
+        while True:
+            batch = [await self._outbox.get()]
+            while not self._outbox.empty():
+                batch.append(self._outbox.get_nowait())
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                for channel, payload in batch:
+                    pipe.publish(channel, payload)
+                await pipe.execute()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # live tail only: followers resync from the store
+                log.warning("redis fan-out: dropped %d events", len(batch), exc_info=True)
+            finally:
+                for _ in batch:
+                    self._outbox.task_done()

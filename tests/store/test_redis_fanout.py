@@ -1,0 +1,111 @@
+"""Cross-replica fan-out against the real Redis: each ``RedisFanout`` below
+is what one replica would own; they share only the Redis server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from responsa.store.redis_fanout import Lagged, RedisFanout, Subscription
+
+
+def events(n: int, terminal: str = "response.completed") -> list[dict[str, Any]]:
+    deltas = [{"type": "response.output_text.delta", "sequence_number": i, "delta": f"w{i} ☃"} for i in range(n)]
+    return [*deltas, {"type": terminal, "sequence_number": n, "response": {"id": "resp_x", "status": "completed"}}]
+
+
+@pytest.fixture
+async def replicas(redis_url: str) -> AsyncIterator[list[RedisFanout]]:
+    """Three replicas on a key prefix of their own, so parallel runs on one Redis never cross."""
+    prefix = f"responsa-test-{uuid.uuid4().hex[:8]}"
+    fanouts = [RedisFanout(redis_url, prefix=prefix, max_pending=50) for _ in range(3)]
+    for f in fanouts:
+        await f.open()
+    try:
+        yield fanouts
+    finally:
+        for f in fanouts:
+            await f.close()
+
+
+async def collect(sub: Subscription) -> list[dict[str, Any]]:
+    return [ev async for ev in sub]
+
+
+async def test_events_cross_replicas_in_order(replicas: list[RedisFanout]) -> None:
+    a, b, c = replicas
+    sent = events(40)
+    async with b.subscribe("resp_1") as on_b, c.subscribe("resp_1") as on_c, a.subscribe("resp_1") as on_a, \
+            b.subscribe("resp_other") as unrelated:
+        readers = [asyncio.create_task(collect(s)) for s in (on_a, on_b, on_c)]
+        for ev in sent:
+            a.publish("resp_1", ev)
+        a.publish("resp_2", events(1)[0])
+        got = await asyncio.wait_for(asyncio.gather(*readers), 10)
+        assert got == [sent, sent, sent]  # every follower, every event, in order, ending at the terminal one
+        assert unrelated.queue.empty()
+
+
+async def test_two_followers_on_one_replica_share_one_subscription(replicas: list[RedisFanout]) -> None:
+    a, b, _ = replicas
+    first = b.subscribe("resp_1")
+    async with first:
+        async with b.subscribe("resp_1") as second:
+            a.publish("resp_1", events(0)[0])
+            assert await asyncio.wait_for(collect(second), 5) == events(0)
+        # The second follower leaving does not unsubscribe the first.
+        a.publish("resp_1", events(0)[0])
+        assert await asyncio.wait_for(collect(first), 5) == events(0)
+    # Everyone left: a new follower subscribes afresh and still receives.
+    async with b.subscribe("resp_1") as again:
+        a.publish("resp_1", events(2)[0])
+        a.publish("resp_1", events(2)[-1])
+        assert [e["sequence_number"] for e in await asyncio.wait_for(collect(again), 5)] == [0, 2]
+
+
+async def test_cancel_signal_crosses_replicas(replicas: list[RedisFanout]) -> None:
+    a, b, c = replicas
+    async with a.watch_cancel("resp_job") as cancelled, c.watch_cancel("resp_other") as other:
+        assert not cancelled.is_set()
+        started = time.monotonic()
+        await b.cancel("resp_job")
+        await asyncio.wait_for(cancelled.wait(), 5)
+        assert time.monotonic() - started < 1
+        await asyncio.sleep(0.05)
+        assert not other.is_set()
+    await b.cancel("resp_job")  # nobody watching any more: harmless
+
+
+async def test_slow_follower_is_cut_off_not_blocking(replicas: list[RedisFanout]) -> None:
+    """A follower that stops reading costs at most ``max_pending`` events of
+    memory and never slows the publisher; it learns it lagged."""
+    a, b, _ = replicas
+    async with b.subscribe("resp_1") as slow, b.subscribe("resp_1") as fast:
+        reader = asyncio.create_task(collect(fast))
+        started = time.monotonic()
+        for ev in events(500):
+            a.publish("resp_1", ev)
+        assert time.monotonic() - started < 0.5  # publishing is a local enqueue
+        assert len(await asyncio.wait_for(reader, 10)) == 501
+        received = []
+        with pytest.raises(Lagged):
+            async for ev in slow:
+                received.append(ev)
+        assert [e["sequence_number"] for e in received] == list(range(50))
+
+
+async def test_close_flushes_published_events(redis_url: str, replicas: list[RedisFanout]) -> None:
+    _, b, _ = replicas
+    leaving = RedisFanout(redis_url, prefix=b.prefix)
+    await leaving.open()
+    async with b.subscribe("resp_1") as sub:
+        reader = asyncio.create_task(collect(sub))
+        for ev in events(100):
+            leaving.publish("resp_1", ev)
+        await leaving.close()  # a replica shutting down mid-burst
+        assert len(await asyncio.wait_for(reader, 5)) == 101
