@@ -43,6 +43,8 @@ from responsa.tools.mcp.urlguard import check_url
 
 log = logging.getLogger("responsa.mcp")
 
+_closing: set[asyncio.Task[None]] = set()
+"""Session shutdowns in flight (a reference keeps them from being garbage-collected)."""
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 _RECOMMEND = {
     "connection_failed": "Check that the server URL is right and the server is running.",
@@ -152,7 +154,11 @@ class McpToolset:
                 task.cancel()
 
     async def aclose(self) -> None:
-        await self.pool.aclose()
+        """Hang up in the background: some transports take a while to shut
+        down, and the client must not wait for that to get its terminal event."""
+        task = asyncio.create_task(self.pool.aclose())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
 
     # -- internals -----------------------------------------------------------
 
