@@ -203,3 +203,17 @@ def test_bad_mcp_tool_shapes_are_400(http: httpx.Client, mcp_http: str) -> None:
                         (mcp_tool(mcp_http, headers={"a": 1}), "tools[0].headers")]:
         r = http.post("/v1/responses", json={"model": "test/echo", "input": "hi", "tools": [tool]})
         assert r.status_code == 400 and r.json()["error"]["param"] == param, json.dumps(r.json())
+
+
+def test_stored_mcp_response_replays_as_a_stream(http: httpx.Client, mcp_http: str) -> None:
+    live = stream(http, {"model": "test/echo", "input": TWO_CALLS, "tools": [mcp_tool(mcp_http)]})
+    rid = live[-1]["response"]["id"]
+    with http.stream("GET", f"/v1/responses/{rid}", params={"stream": "true"}) as r:
+        replayed, _ = parse_sse(r.read())
+    validate_stream(replayed)
+    def per_item(events: list[dict[str, Any]], index: int) -> list[str]:
+        return [e["type"] for e in events if e.get("output_index") == index and "delta" not in e["type"]]
+
+    for index in (0, 1, 2):  # the list and both calls, each in the same order (live calls interleave)
+        assert per_item(replayed, index) == per_item(live, index)
+    assert replayed[-1]["response"]["output"] == live[-1]["response"]["output"]

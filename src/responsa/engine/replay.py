@@ -24,10 +24,21 @@ def replay(response: dict[str, Any]) -> list[Event]:
         added = {**item, "status": "in_progress"} if "status" in item else dict(item)
         if item["type"] == "message":
             added["content"] = []
-        if item["type"] == "function_call":
+        if item["type"] in ("function_call", "mcp_call"):
             added["arguments"] = ""
+        if item["type"] == "mcp_call":
+            added.update(output=None, error=None)
         emit("response.output_item.added", output_index=index, item=added)
         at = {"item_id": item["id"], "output_index": index}
+        if item["type"] == "mcp_list_tools":
+            emit("response.mcp_list_tools.in_progress", **at)
+            emit(f"response.mcp_list_tools.{'failed' if item.get('error') else 'completed'}", **at)
+        elif item["type"] == "mcp_call":
+            emit("response.mcp_call.in_progress", **at)
+            emit("response.mcp_call_arguments.delta", **at, delta=item["arguments"])
+            emit("response.mcp_call_arguments.done", **at, arguments=item["arguments"])
+            if item.get("status") in ("completed", "failed"):
+                emit(f"response.mcp_call.{item['status']}", **at)
         if item["type"] == "message":
             for ci, part in enumerate(item.get("content", [])):
                 if part["type"] == "refusal":
