@@ -50,6 +50,11 @@ class Settings:
     secret_key: str | None = None
     """Signs compaction items so they survive restarts and work on every
     replica; unset, each process signs with a random key of its own."""
+    background_lease_s: float = 30.0
+    """How long a replica holds a background response without renewing;
+    a replica that dies loses its responses to the sweeper this long after."""
+    background_concurrency: int = 64
+    """Background responses one replica runs at once; the rest wait ``queued``."""
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -86,7 +91,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         data = tomllib.loads(Path(path).read_text())
         s.raw = data
         for key in ("host", "port", "database_url", "redis_url", "default_model", "log_level",
-                    "max_body_bytes", "prompts_dir", "secret_key"):
+                    "max_body_bytes", "prompts_dir", "secret_key", "background_lease_s",
+                    "background_concurrency"):
             if key in data:
                 setattr(s, key, data[key])
         if "prompts_dir" in data:  # relative to the config file, like any path a config names
@@ -125,6 +131,10 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         s.prompts_dir = v
     if v := env.get("RESPONSA_LOG_LEVEL"):
         s.log_level = v
+    if v := env.get("RESPONSA_BACKGROUND_LEASE_S"):
+        s.background_lease_s = float(v)
+    if v := env.get("RESPONSA_BACKGROUND_CONCURRENCY"):
+        s.background_concurrency = int(v)
     if v := env.get("RESPONSA_MCP_ALLOW_PRIVATE"):
         s.mcp_allow_private.extend(h.strip() for h in v.split(",") if h.strip())
     for key, value in overrides.items():

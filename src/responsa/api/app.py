@@ -16,6 +16,8 @@ from responsa.api import compact, conversations, errors, models, prompts, respon
 from responsa.api.responses import json_response
 from responsa.api.state import AppState
 from responsa.config import Settings, load_settings
+from responsa.engine.background import BackgroundRunner
+from responsa.engine.fanout import Fanout, LocalFanout
 from responsa.protocol.errors import APIError
 from responsa.providers.registry import Registry
 from responsa.store import open_store
@@ -23,6 +25,15 @@ from responsa.store import open_store
 
 async def health(request: Request) -> Response:
     return json_response({"status": "ok", "version": __version__})
+
+
+def _fanout(settings: Settings) -> Fanout:
+    """Redis carries live events and cancels across replicas; one process needs nothing."""
+    if settings.redis_url:
+        from responsa.store.redis_fanout import RedisFanout
+
+        return RedisFanout(settings.redis_url)
+    return LocalFanout()
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -35,11 +46,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.prompts_dir:
             await prompts.seed(store, settings.prompts_dir)
         registry = Registry(settings)
-        app.state.responsa = AppState(settings=settings, store=store, registry=registry,
-                                      api_keys=frozenset(settings.api_keys))
+        st = AppState(settings=settings, store=store, registry=registry, api_keys=frozenset(settings.api_keys))
+        app.state.responsa = st
+        fanout = _fanout(settings)
+        await fanout.open()
+        st.background = BackgroundRunner(store, fanout, responses.repreparer(st), lease_s=settings.background_lease_s,
+                                         concurrency=settings.background_concurrency)
+        await st.background.start()
         try:
             yield
         finally:
+            await st.background.stop()
+            await fanout.close()
             await registry.aclose()
             await store.close()
 

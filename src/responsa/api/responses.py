@@ -14,8 +14,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from responsa.api import sse
-from responsa.api.state import json_body, state
-from responsa.engine.context import prepare
+from responsa.api.state import AppState, json_body, state
+from responsa.engine.background import Reprepare
+from responsa.engine.context import Prepared, prepare
 from responsa.engine.events import Event
 from responsa.engine.loop import TERMINAL
 from responsa.engine.replay import replay
@@ -72,12 +73,35 @@ async def _replayed(events: list[Event]) -> AsyncIterator[Event]:
         yield ev
 
 
+def repreparer(st: AppState) -> Reprepare:
+    """How the background runner rebuilds a queued turn from its stored request."""
+    async def again(tenant: str, request_json: dict[str, Any]) -> Prepared:
+        return await prepare(parse_create(request_json), tenant=tenant, store=st.store, registry=st.registry,
+                             default_model=st.settings.default_model, compaction_key=st.compaction_key)
+    return again
+
+
+async def _create_background(request: Request, st: AppState, tenant: str, prep: Prepared,
+                             stream: bool) -> Response:
+    """Returns at once (``queued``), or follows the job's events as they are stored."""
+    idem = request.headers.get("idempotency-key")
+    try:
+        queued = await st.runner.submit(tenant, prep, idempotency_key=idem)
+    except IdempotencyConflict as dup:
+        queued = await _wait_for(request, tenant, dup.response_id)
+    if stream:
+        return _stream(st.runner.follow(tenant, queued["id"], -1))
+    return json_response(queued)
+
+
 async def create(request: Request) -> Response:
     st = state(request)
     tenant = st.tenant(request)
     req = parse_create(await json_body(request, st.settings.max_body_bytes))
     prep = await prepare(req, tenant=tenant, store=st.store, registry=st.registry,
                          default_model=st.settings.default_model, compaction_key=st.compaction_key)
+    if req.background:
+        return await _create_background(request, st, tenant, prep, bool(req.stream))
     idem = request.headers.get("idempotency-key") if prep.store else None
     events = execute(prep, st.store, tenant, idempotency_key=idem)
     try:
@@ -112,9 +136,23 @@ async def retrieve(request: Request) -> Response:
         after = request.query_params.get("starting_after")
         if after is not None and not after.lstrip("-").isdigit():
             raise invalid("'starting_after' must be an integer sequence number.", "starting_after")
+        if found.get("background"):
+            return _stream(st.runner.follow(tenant, rid, -1 if after is None else int(after)))
         events = [ev for ev in replay(found) if after is None or ev["sequence_number"] > int(after)]
         return _stream(_replayed(events))
     return json_response(found)
+
+
+async def cancel(request: Request) -> Response:
+    st = state(request)
+    tenant = st.tenant(request)
+    rid = request.path_params["response_id"]
+    found = await st.store.get_response(tenant, rid)
+    if found is None:
+        raise not_found(f"Response with id '{rid}' not found.", "response_id")
+    if not found.get("background"):
+        raise APIError("Only background responses can be cancelled.", param="response_id", code=None)
+    return json_response(await st.runner.cancel(tenant, found))
 
 
 async def delete(request: Request) -> Response:
@@ -157,5 +195,6 @@ routes = [
     Route("/v1/responses", create, methods=["POST"]),
     Route("/v1/responses/{response_id}", retrieve, methods=["GET"]),
     Route("/v1/responses/{response_id}", delete, methods=["DELETE"]),
+    Route("/v1/responses/{response_id}/cancel", cancel, methods=["POST"]),
     Route("/v1/responses/{response_id}/input_items", input_items, methods=["GET"]),
 ]

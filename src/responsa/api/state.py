@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection, Request
 
 from responsa.api.auth import tenant_of
 from responsa.config import Settings
+from responsa.engine.background import BackgroundRunner
 from responsa.engine.compaction import key_from
 from responsa.protocol.errors import APIError
 from responsa.providers.registry import Registry
@@ -23,6 +24,8 @@ class AppState:
     api_keys: frozenset[str] = field(default_factory=frozenset)
     compaction_key: bytes = b""
     """Signs compaction items (see ``engine.compaction``)."""
+    background: BackgroundRunner | None = None
+    """Runs ``background: true`` responses; set once the app has started."""
 
     def __post_init__(self) -> None:
         if not self.compaction_key:
@@ -30,6 +33,12 @@ class AppState:
 
     def tenant(self, conn: HTTPConnection) -> str:
         return tenant_of(conn, self.api_keys)
+
+    @property
+    def runner(self) -> BackgroundRunner:
+        if self.background is None:
+            raise RuntimeError("the background runner starts with the app's lifespan")
+        return self.background
 
 
 def state(conn: HTTPConnection) -> AppState:

@@ -156,11 +156,6 @@ def _needs_vision(items: list[Item]) -> bool:
                for it in items if it["type"] == "message" for p in it["content"])
 
 
-_NOT_YET = {
-    "background": "Background mode",
-}
-
-
 async def load_history(store: Store, tenant: str, prev_id: str | None) -> list[Item]:
     """The stored context a ``previous_response_id`` continues."""
     if prev_id is None:
@@ -224,10 +219,9 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     items they encode before anything else sees the context.
     ``enforce_window=False`` skips ``truncation`` (token counting wants the
     whole context)."""
-    fields = req.model_fields_set
-    for name, what in _NOT_YET.items():
-        if name in fields and getattr(req, name) not in (None, False, [], {}):
-            raise invalid(f"{what} ('{name}') are not supported by this server yet.", name, "unsupported_parameter")
+    if req.background and req.store is False:
+        raise invalid("Background mode requires 'store' to be true: a background response is polled, resumed "
+                      "and cancelled through its stored record.", "background")
     prompt = await prompts.resolve(req.prompt, tenant=tenant, store=store) if req.prompt else None
     model, candidates = _model_candidates(req, registry, (prompt and prompt.model) or default_model)
     tools = _function_tools(req)

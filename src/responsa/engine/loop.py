@@ -112,6 +112,10 @@ async def run(turn: Turn) -> AsyncIterator[Event]:
     response = turn.response
     b = EventBuilder(response, obfuscate=turn.obfuscate)
     if turn.queued:
+        # Background: created (status queued) first, as OpenAI's SDK expects
+        # every stream to begin with response.created.
+        response["status"] = "queued"
+        yield b.snapshot("response.created")
         yield b.snapshot("response.queued")
     response["status"] = "in_progress"
     if not turn.queued:

@@ -16,7 +16,7 @@ from responsa.engine.loop import TERMINAL, run
 from responsa.store.base import Item, Store
 
 
-def _conversation_items(input_items: list[Item], response: dict[str, Any]) -> list[Item]:
+def conversation_items(input_items: list[Item], response: dict[str, Any]) -> list[Item]:
     """What a finished turn adds to its conversation: its input then its
     output, appended as one block so concurrent turns never interleave.
     A failed turn adds nothing. ``store=false`` does not change this (as on
@@ -37,7 +37,7 @@ async def execute(prep: Prepared, store: Store, tenant: str, *,
         async for ev in run(turn):
             if ev["type"] in TERMINAL:
                 resp = ev["response"]
-                appended = _conversation_items(turn.input_items, resp)
+                appended = conversation_items(turn.input_items, resp)
                 if prep.store:
                     await store.finish_response(tenant, resp, appended)
                 elif appended:

@@ -35,16 +35,21 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     async def create_response(self, tenant: str, response: dict[str, Any], request: dict[str, Any],
-                              input_items: list[Item], *, idempotency_key: str | None = None) -> None:
+                              input_items: list[Item], *, idempotency_key: str | None = None,
+                              lease: tuple[str, float] | None = None) -> None:
         """Record a response that is starting, with its input items, in one
-        transaction. Raises ``IdempotencyConflict`` if the key was used."""
+        transaction. Raises ``IdempotencyConflict`` if the key was used.
+        ``lease`` (owner, expires_at) makes it a background job held by owner."""
         ...
 
     async def finish_response(self, tenant: str, response: dict[str, Any],
-                              conversation_items: list[Item] | None = None) -> None:
+                              conversation_items: list[Item] | None = None, *, owner: str | None = None,
+                              events: list[dict[str, Any]] | None = None) -> bool:
         """Store the terminal response and its output items atomically, and
         in the same transaction append ``conversation_items`` to the
-        response's ``conversation_id`` (if that conversation still exists)."""
+        response's ``conversation_id`` (if that conversation still exists).
+        With ``owner`` (a background job): only while ``owner`` still holds the
+        job, also storing ``events``; ``False`` (nothing written) otherwise."""
         ...
 
     async def get_response(self, tenant: str, response_id: str) -> dict[str, Any] | None: ...
@@ -66,6 +71,40 @@ class Store(Protocol):
     async def list_input_items(self, tenant: str, response_id: str, *, after: str | None,
                                before: str | None, limit: int,
                                order: Literal["asc", "desc"]) -> Page | None: ...
+
+    # Background jobs (``engine.background``): the response row is the job,
+    # held by one replica at a time through a lease; its events are stored
+    # as they are produced so any replica can replay them.
+    async def append_events(self, tenant: str, response_id: str, owner: str, events: list[dict[str, Any]], *,
+                            response: dict[str, Any] | None = None) -> bool:
+        """Store ``events`` (and, if given, the response's new state) while
+        ``owner`` still holds the job; ``False`` (nothing written) otherwise."""
+        ...
+
+    async def get_events(self, tenant: str, response_id: str, after: int) -> list[dict[str, Any]]:
+        """Stored events with a sequence number above ``after``, in order."""
+        ...
+
+    async def close_job(self, tenant: str, response: dict[str, Any], events: list[dict[str, Any]], *,
+                        expired_before: float) -> list[dict[str, Any]] | None:
+        """End a job from outside its runner (cancelled, or its runner died):
+        if it is still queued or in progress with a lease expiring before
+        ``expired_before``, store ``response`` and append ``events``
+        renumbered after the last stored one. The events as stored, or
+        ``None`` if the job was no longer open."""
+        ...
+
+    async def renew_leases(self, owner: str, expires_at: float) -> None:
+        """Extend every open job ``owner`` holds (one statement per replica)."""
+        ...
+
+    async def expired_jobs(self, now: float, limit: int) -> list[tuple[str, str, str]]:
+        """``(tenant, id, status)`` of open jobs whose lease ran out."""
+        ...
+
+    async def claim_job(self, tenant: str, response_id: str, owner: str, now: float, expires_at: float) -> bool:
+        """Take over a still-``queued`` job whose lease ran out; ``True`` if ours now."""
+        ...
 
     # Conversations: ``conversation`` is the API object (id, object,
     # created_at, metadata); items are kept in append order.

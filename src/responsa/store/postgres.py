@@ -111,13 +111,16 @@ class PostgresStore:
         return await self.pool.fetchval(pg(query), *params)
 
     async def create_response(self, tenant: str, response: dict[str, Any], request: dict[str, Any],
-                              input_items: list[Item], *, idempotency_key: str | None = None) -> None:
+                              input_items: list[Item], *, idempotency_key: str | None = None,
+                              lease: tuple[str, float] | None = None) -> None:
         try:
             async with self._tx() as conn:
                 await conn.execute(pg(sql.INSERT_RESPONSE), *sql.response_row(tenant, response, request,
                                                                                 idempotency_key))
                 await conn.executemany(pg(sql.INSERT_ITEM), sql.item_rows(tenant, response["id"], "input",
                                                                           input_items))
+                if lease is not None:
+                    await conn.execute(pg(sql.SET_LEASE), *lease, tenant, response["id"])
         except asyncpg.UniqueViolationError:
             if idempotency_key is None:
                 raise
@@ -127,16 +130,61 @@ class PostgresStore:
             raise IdempotencyConflict(earlier) from None
 
     async def finish_response(self, tenant: str, response: dict[str, Any],
-                              conversation_items: list[Item] | None = None) -> None:
+                              conversation_items: list[Item] | None = None, *, owner: str | None = None,
+                              events: list[dict[str, Any]] | None = None) -> bool:
         rid = response["id"]
         async with self._tx() as conn:
-            updated = await conn.execute(pg(sql.FINISH_RESPONSE), response["status"], sql.dumps(response), tenant, rid)
-            if _count(updated) == 0:  # not this tenant's response: touch nothing
-                return
+            row = (response["status"], sql.dumps(response), tenant, rid)
+            if owner is None:
+                updated = await conn.execute(pg(sql.FINISH_RESPONSE), *row)
+            else:
+                updated = await conn.execute(pg(sql.FINISH_JOB), *row, owner)
+            if _count(updated) == 0:  # not this tenant's response (or no longer this owner's job): touch nothing
+                return False
             await conn.execute(pg(sql.DELETE_OUTPUT), rid, tenant)
             await conn.executemany(pg(sql.INSERT_ITEM), sql.item_rows(tenant, rid, "output", response["output"]))
             if conversation_items and response.get("conversation_id"):
                 await _append(conn, tenant, response["conversation_id"], conversation_items, rid)
+            if events:
+                await conn.executemany(pg(sql.INSERT_EVENT), sql.event_rows(rid, events))
+        return True
+
+    async def append_events(self, tenant: str, response_id: str, owner: str, events: list[dict[str, Any]], *,
+                            response: dict[str, Any] | None = None) -> bool:
+        state = (None, None) if response is None else (response["status"], sql.dumps(response))
+        async with self._tx() as conn:
+            if _count(await conn.execute(pg(sql.TOUCH_JOB), *state, tenant, response_id, owner)) == 0:
+                return False
+            await conn.executemany(pg(sql.INSERT_EVENT), sql.event_rows(response_id, events))
+        return True
+
+    async def get_events(self, tenant: str, response_id: str, after: int) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(pg(sql.EVENTS_AFTER), tenant, response_id, after)
+        return [orjson.loads(r[0]) for r in rows]
+
+    async def close_job(self, tenant: str, response: dict[str, Any], events: list[dict[str, Any]], *,
+                        expired_before: float) -> list[dict[str, Any]] | None:
+        rid = response["id"]
+        async with self._tx() as conn:
+            # The UPDATE locks the row, and every runner write updates the row
+            # first, so the last sequence number cannot move under us.
+            closed = await conn.execute(pg(sql.CLOSE_JOB), response["status"], sql.dumps(response), tenant, rid,
+                                        expired_before)
+            if _count(closed) == 0:
+                return None
+            stored = sql.numbered(events, await conn.fetchval(pg(sql.LAST_EVENT), rid))
+            await conn.executemany(pg(sql.INSERT_EVENT), sql.event_rows(rid, stored))
+        return stored
+
+    async def renew_leases(self, owner: str, expires_at: float) -> None:
+        await self.pool.execute(pg(sql.RENEW_LEASES), expires_at, owner)
+
+    async def expired_jobs(self, now: float, limit: int) -> list[tuple[str, str, str]]:
+        rows = await self.pool.fetch(pg(sql.EXPIRED_JOBS), now, limit)
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def claim_job(self, tenant: str, response_id: str, owner: str, now: float, expires_at: float) -> bool:
+        return _count(await self.pool.execute(pg(sql.CLAIM_JOB), owner, expires_at, tenant, response_id, now)) > 0
 
     async def get_response(self, tenant: str, response_id: str) -> dict[str, Any] | None:
         raw = await self._one(sql.GET_RESPONSE, tenant, response_id)

@@ -143,3 +143,35 @@ LATEST_PROMPTS = (
 PROMPT_VERSIONS = "SELECT prompt FROM prompt_versions WHERE tenant = ? AND prompt_id = ? ORDER BY version"
 DELETE_PROMPT_VERSIONS = "DELETE FROM prompt_versions WHERE tenant = ? AND prompt_id = ?"
 DELETE_PROMPT = "DELETE FROM prompts WHERE tenant = ? AND id = ?"
+
+# Background jobs (engine/background.py): the response row is the job;
+# ``lease_owner``/``lease_expires_at`` say which replica runs it and until
+# when. Every write of a job is conditional on still holding it, so a job
+# cancelled or swept elsewhere can never be overwritten by its old runner.
+_ACTIVE = "status IN ('queued', 'in_progress')"
+SET_LEASE = "UPDATE responses SET lease_owner = ?, lease_expires_at = ? WHERE tenant = ? AND id = ?"
+TOUCH_JOB = ("UPDATE responses SET status = COALESCE(?, status), response = COALESCE(?, response) "
+             f"WHERE tenant = ? AND id = ? AND lease_owner = ? AND {_ACTIVE}")
+FINISH_JOB = ("UPDATE responses SET status = ?, response = ?, lease_owner = NULL, lease_expires_at = NULL "
+              f"WHERE tenant = ? AND id = ? AND lease_owner = ? AND {_ACTIVE}")
+CLOSE_JOB = ("UPDATE responses SET status = ?, response = ?, lease_owner = NULL, lease_expires_at = NULL "
+             f"WHERE tenant = ? AND id = ? AND {_ACTIVE} AND lease_expires_at < ?")
+RENEW_LEASES = f"UPDATE responses SET lease_expires_at = ? WHERE lease_owner = ? AND {_ACTIVE}"
+EXPIRED_JOBS = (f"SELECT tenant, id, status FROM responses WHERE {_ACTIVE} AND lease_expires_at < ? "
+                "ORDER BY created_at LIMIT ?")
+CLAIM_JOB = ("UPDATE responses SET lease_owner = ?, lease_expires_at = ? "
+             "WHERE tenant = ? AND id = ? AND status = 'queued' AND lease_expires_at < ?")
+INSERT_EVENT = "INSERT INTO response_events (response_id, sequence_number, event) VALUES (?, ?, ?)"
+LAST_EVENT = "SELECT MAX(sequence_number) FROM response_events WHERE response_id = ?"
+EVENTS_AFTER = ("SELECT e.event FROM response_events e JOIN responses r ON r.id = e.response_id "
+                "WHERE r.tenant = ? AND e.response_id = ? AND e.sequence_number > ? ORDER BY e.sequence_number")
+
+
+def event_rows(response_id: str, events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(response_id, ev["sequence_number"], dumps(ev)) for ev in events]
+
+
+def numbered(events: list[dict[str, Any]], last: int | None) -> list[dict[str, Any]]:
+    """``events`` renumbered to follow sequence number ``last`` (``None``: none yet)."""
+    start = -1 if last is None else last
+    return [{**ev, "sequence_number": start + 1 + i} for i, ev in enumerate(events)]

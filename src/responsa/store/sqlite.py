@@ -81,11 +81,14 @@ class SQLiteStore:
             self._db = None
 
     async def create_response(self, tenant: str, response: dict[str, Any], request: dict[str, Any],
-                              input_items: list[Item], *, idempotency_key: str | None = None) -> None:
+                              input_items: list[Item], *, idempotency_key: str | None = None,
+                              lease: tuple[str, float] | None = None) -> None:
         try:
             async with self._transaction() as db:
                 await db.execute(sql.INSERT_RESPONSE, sql.response_row(tenant, response, request, idempotency_key))
                 await db.executemany(sql.INSERT_ITEM, sql.item_rows(tenant, response["id"], "input", input_items))
+                if lease is not None:
+                    await db.execute(sql.SET_LEASE, (*lease, tenant, response["id"]))
         except sqlite3.IntegrityError:
             if idempotency_key is None:
                 raise
@@ -96,16 +99,65 @@ class SQLiteStore:
             raise IdempotencyConflict(row[0]) from None
 
     async def finish_response(self, tenant: str, response: dict[str, Any],
-                              conversation_items: list[Item] | None = None) -> None:
+                              conversation_items: list[Item] | None = None, *, owner: str | None = None,
+                              events: list[dict[str, Any]] | None = None) -> bool:
         rid = response["id"]
         async with self._transaction() as db:
-            cur = await db.execute(sql.FINISH_RESPONSE, (response["status"], sql.dumps(response), tenant, rid))
-            if cur.rowcount == 0:  # not this tenant's response: touch nothing
-                return
+            row = (response["status"], sql.dumps(response), tenant, rid)
+            if owner is None:
+                cur = await db.execute(sql.FINISH_RESPONSE, row)
+            else:
+                cur = await db.execute(sql.FINISH_JOB, (*row, owner))
+            if cur.rowcount == 0:  # not this tenant's response (or no longer this owner's job): touch nothing
+                return False
             await db.execute(sql.DELETE_OUTPUT, (rid, tenant))
             await db.executemany(sql.INSERT_ITEM, sql.item_rows(tenant, rid, "output", response["output"]))
             if conversation_items and response.get("conversation_id"):
                 await self._append(db, tenant, response["conversation_id"], conversation_items, rid)
+            if events:
+                await db.executemany(sql.INSERT_EVENT, sql.event_rows(rid, events))
+        return True
+
+    async def append_events(self, tenant: str, response_id: str, owner: str, events: list[dict[str, Any]], *,
+                            response: dict[str, Any] | None = None) -> bool:
+        state = (None, None) if response is None else (response["status"], sql.dumps(response))
+        async with self._transaction() as db:
+            cur = await db.execute(sql.TOUCH_JOB, (*state, tenant, response_id, owner))
+            if cur.rowcount == 0:
+                return False
+            await db.executemany(sql.INSERT_EVENT, sql.event_rows(response_id, events))
+        return True
+
+    async def get_events(self, tenant: str, response_id: str, after: int) -> list[dict[str, Any]]:
+        async with self.db.execute(sql.EVENTS_AFTER, (tenant, response_id, after)) as cur:
+            return [orjson.loads(r[0]) for r in await cur.fetchall()]
+
+    async def close_job(self, tenant: str, response: dict[str, Any], events: list[dict[str, Any]], *,
+                        expired_before: float) -> list[dict[str, Any]] | None:
+        rid = response["id"]
+        async with self._transaction() as db:
+            cur = await db.execute(sql.CLOSE_JOB, (response["status"], sql.dumps(response), tenant, rid,
+                                                   expired_before))
+            if cur.rowcount == 0:
+                return None
+            async with db.execute(sql.LAST_EVENT, (rid,)) as last:
+                row = await last.fetchone()
+            stored = sql.numbered(events, None if row is None else row[0])
+            await db.executemany(sql.INSERT_EVENT, sql.event_rows(rid, stored))
+        return stored
+
+    async def renew_leases(self, owner: str, expires_at: float) -> None:
+        async with self._transaction() as db:
+            await db.execute(sql.RENEW_LEASES, (expires_at, owner))
+
+    async def expired_jobs(self, now: float, limit: int) -> list[tuple[str, str, str]]:
+        async with self.db.execute(sql.EXPIRED_JOBS, (now, limit)) as cur:
+            return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
+
+    async def claim_job(self, tenant: str, response_id: str, owner: str, now: float, expires_at: float) -> bool:
+        async with self._transaction() as db:
+            cur = await db.execute(sql.CLAIM_JOB, (owner, expires_at, tenant, response_id, now))
+            return cur.rowcount > 0
 
     async def _one(self, query: str, params: tuple[Any, ...]) -> Any:
         async with self.db.execute(query, params) as cur:

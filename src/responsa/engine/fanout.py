@@ -1,0 +1,134 @@
+"""Live events of a background response, from the task that produces them
+to every client following its stream, and cancel signals to the task.
+
+This is the live tail only: the store's ``response_events`` are the record.
+A follower subscribes first, then reads the stored backlog, then takes live
+events, skipping sequence numbers it already has, so nothing falls in the
+gap between the two. ``LocalFanout`` serves one process;
+``responsa.store.redis_fanout.RedisFanout`` has the same shape and carries
+both across replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any, Protocol
+
+from responsa.engine.loop import TERMINAL
+
+Event = dict[str, Any]
+
+
+class Fanout(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def publish(self, response_id: str, event: Event) -> None:
+        """Hand ``event`` to every follower of ``response_id``; never blocks."""
+        ...
+
+    def subscribe(self, response_id: str) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
+        """Live events published after entering; iteration ends after the
+        terminal event, or raises if the follower fell too far behind (it
+        then catches up from the store)."""
+        ...
+
+    async def cancel(self, response_id: str) -> None:
+        """Tell whoever runs ``response_id`` to stop it."""
+        ...
+
+    def watch_cancel(self, response_id: str) -> AbstractAsyncContextManager[asyncio.Event]:
+        """A flag set when ``cancel(response_id)`` is called while inside."""
+        ...
+
+
+class Lagged(Exception):
+    """The follower fell ``max_pending`` events behind and was cut off."""
+
+
+_LAGGED = object()
+
+
+class _Subscription:
+    def __init__(self, fanout: LocalFanout, response_id: str) -> None:
+        self._fanout = fanout
+        self.response_id = response_id
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._done = False
+
+    async def __aenter__(self) -> _Subscription:
+        self._fanout._followers.setdefault(self.response_id, set()).add(self)
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        followers = self._fanout._followers.get(self.response_id, set())
+        followers.discard(self)
+        if not followers:
+            self._fanout._followers.pop(self.response_id, None)
+
+    def __aiter__(self) -> _Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._done:
+            raise StopAsyncIteration
+        item = await self.queue.get()
+        if item is _LAGGED:
+            self._done = True
+            raise Lagged(self.response_id)
+        event: Event = item
+        if event.get("type") in TERMINAL:
+            self._done = True
+        return event
+
+    def deliver(self, event: Event) -> None:
+        """A slow reader costs at most ``max_pending`` events, never the producer's time."""
+        pending = self.queue.qsize()
+        if pending > self._fanout.max_pending:
+            return
+        self.queue.put_nowait(_LAGGED if pending == self._fanout.max_pending else event)
+
+
+class LocalFanout:
+    """In-process fan-out: enough for one replica (and for several replicas
+    whose followers poll the store, see ``engine.background.follow``)."""
+
+    def __init__(self, *, max_pending: int = 10_000) -> None:
+        self.max_pending = max_pending
+        self._followers: dict[str, set[_Subscription]] = {}
+        self._cancel_watchers: dict[str, set[asyncio.Event]] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def publish(self, response_id: str, event: Event) -> None:
+        for sub in self._followers.get(response_id, ()):
+            sub.deliver(event)
+
+    def subscribe(self, response_id: str) -> _Subscription:
+        return _Subscription(self, response_id)
+
+    async def cancel(self, response_id: str) -> None:
+        for flag in self._cancel_watchers.get(response_id, ()):
+            flag.set()
+
+    @contextlib.asynccontextmanager
+    async def watch_cancel(self, response_id: str) -> AsyncIterator[asyncio.Event]:
+        flag = asyncio.Event()
+        self._cancel_watchers.setdefault(response_id, set()).add(flag)
+        try:
+            yield flag
+        finally:
+            watchers = self._cancel_watchers.get(response_id, set())
+            watchers.discard(flag)
+            if not watchers:
+                self._cancel_watchers.pop(response_id, None)
