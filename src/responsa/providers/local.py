@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 import secrets
 import shutil
 import tempfile
@@ -315,7 +316,10 @@ class LocalProvider:
         p.model.path = path
         p.n_ctx = self._n_ctx
         p.n_parallel = 1
-        p.cpuparams.n_threads = int(self._opts.get("threads", -1))
+        # llama.cpp's threads meet at spin barriers, so one preempted thread
+        # stalls them all: leave a core for the event loop writing the stream.
+        threads = int(self._opts.get("threads", max(1, (os.cpu_count() or 2) - 1)))
+        p.cpuparams.n_threads = p.cpuparams_batch.n_threads = threads
         p.verbosity = int(self._opts.get("verbosity", 1))  # 1 = errors only
         p.hostnames = [str(Path(self._sockdir) / f"{len(self._servers)}.sock")]
         p.api_keys = [secrets.token_urlsafe(24)]
