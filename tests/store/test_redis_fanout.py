@@ -4,6 +4,7 @@ is what one replica would own; they share only the Redis server."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -11,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from responsa.store.redis_fanout import Lagged, RedisFanout, Subscription
+from responsa.engine.fanout import Fanout, Lagged
+from responsa.store.redis_fanout import RedisFanout, Subscription
 
 
 def events(n: int, terminal: str = "response.completed") -> list[dict[str, Any]]:
@@ -110,3 +112,13 @@ async def test_close_flushes_published_events(redis_url: str, replicas: list[Red
             leaving.publish("resp_1", ev)
         await leaving.close()  # a replica shutting down mid-burst
         assert len(await asyncio.wait_for(reader, 5)) == 101
+
+
+def test_has_the_fanout_shape() -> None:
+    """Drop-in for ``LocalFanout`` wherever the engine takes a ``Fanout``."""
+    wanted = {n for n, _ in inspect.getmembers(Fanout, inspect.isfunction) if not n.startswith("_")}
+    for name in wanted:
+        mine, proto = getattr(RedisFanout, name, None), getattr(Fanout, name)
+        assert mine is not None, f"RedisFanout lacks {name}"
+        assert list(inspect.signature(mine).parameters) == list(inspect.signature(proto).parameters), name
+        assert inspect.iscoroutinefunction(mine) == inspect.iscoroutinefunction(proto), name

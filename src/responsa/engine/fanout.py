@@ -54,25 +54,16 @@ class Lagged(Exception):
 _LAGGED = object()
 
 
-class _Subscription:
-    def __init__(self, fanout: LocalFanout, response_id: str) -> None:
-        self._fanout = fanout
+class Follower:
+    """One follower's queue of live events, whichever fan-out feeds it."""
+
+    def __init__(self, response_id: str, max_pending: int) -> None:
         self.response_id = response_id
+        self.max_pending = max_pending
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self._done = False
 
-    async def __aenter__(self) -> _Subscription:
-        self._fanout._followers.setdefault(self.response_id, set()).add(self)
-        return self
-
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        followers = self._fanout._followers.get(self.response_id, set())
-        followers.discard(self)
-        if not followers:
-            self._fanout._followers.pop(self.response_id, None)
-
-    def __aiter__(self) -> _Subscription:
+    def __aiter__(self) -> Follower:
         return self
 
     async def __anext__(self) -> Event:
@@ -90,9 +81,26 @@ class _Subscription:
     def deliver(self, event: Event) -> None:
         """A slow reader costs at most ``max_pending`` events, never the producer's time."""
         pending = self.queue.qsize()
-        if pending > self._fanout.max_pending:
+        if pending > self.max_pending:
             return
-        self.queue.put_nowait(_LAGGED if pending == self._fanout.max_pending else event)
+        self.queue.put_nowait(_LAGGED if pending == self.max_pending else event)
+
+
+class _Subscription(Follower):
+    def __init__(self, fanout: LocalFanout, response_id: str) -> None:
+        super().__init__(response_id, fanout.max_pending)
+        self._fanout = fanout
+
+    async def __aenter__(self) -> _Subscription:
+        self._fanout._followers.setdefault(self.response_id, set()).add(self)
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        followers = self._fanout._followers.get(self.response_id, set())
+        followers.discard(self)
+        if not followers:
+            self._fanout._followers.pop(self.response_id, None)
 
 
 class LocalFanout:

@@ -11,8 +11,8 @@ followers: a reader task routes each message to the local followers of that
 response. Publishing never waits on Redis or on a reader: events go to an
 outbox that one writer task flushes in pipelined batches (one round trip for
 a burst of deltas, order preserved), and a follower that falls too far
-behind is cut off with ``Lagged`` to catch up from the store instead of
-growing memory or stalling the turn.
+behind is cut off with ``engine.fanout.Lagged`` to catch up from the store
+instead of growing memory or stalling the turn.
 """
 
 from __future__ import annotations
@@ -28,29 +28,21 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
-Event = dict[str, Any]
+from responsa.engine.fanout import Event, Follower
 
-TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete"})
-_LAGGED = object()
 CONFIRM_TIMEOUT_S = 10.0
 log = logging.getLogger(__name__)
 
 
-class Lagged(Exception):
-    """The follower fell ``max_pending`` events behind and was cut off;
-    resume from the store after the last sequence number it delivered."""
-
-
-class Subscription:
+class Subscription(Follower):
     """Live events of one response. ``async with`` returns once Redis has
     confirmed the subscription, so nothing published afterwards is missed;
     iteration ends after the terminal event."""
 
     def __init__(self, fanout: RedisFanout, response_id: str) -> None:
+        super().__init__(response_id, fanout.max_pending)
         self._fanout = fanout
         self.channel = fanout.events_channel(response_id)
-        self.queue: asyncio.Queue[Any] = asyncio.Queue(fanout.max_pending + 1)
-        self._done = False
 
     async def __aenter__(self) -> Subscription:
         await self._fanout._follow(self)
@@ -59,30 +51,6 @@ class Subscription:
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self._fanout._unfollow(self)
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> Event:
-        if self._done:
-            raise StopAsyncIteration
-        item = await self.queue.get()
-        if item is _LAGGED:
-            self._done = True
-            raise Lagged(self.channel)
-        event: Event = item
-        if event.get("type") in TERMINAL:
-            self._done = True
-        return event
-
-    def deliver(self, event: Any) -> None:
-        """From the reader task: never blocks; a full queue means lagged."""
-        if self.queue.full():
-            return
-        if self.queue.qsize() == self._fanout.max_pending:
-            self.queue.put_nowait(_LAGGED)
-        else:
-            self.queue.put_nowait(event)
 
 
 class RedisFanout:
