@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
+import time
 import uuid
 from typing import Any
 
@@ -35,10 +37,10 @@ def response(rid: str | None = None, *, status: str = "in_progress", previous: s
 
 
 async def create(store: Store, tenant: str, *, inputs: list[dict[str, Any]] | None = None,
-                 key: str | None = None, **kw: Any) -> dict[str, Any]:
+                 key: str | None = None, lease: tuple[str, float] | None = None, **kw: Any) -> dict[str, Any]:
     resp = response(**kw)
     await store.create_response(tenant, resp, {"model": "test/echo", "input": "x"},
-                                inputs if inputs is not None else [message("hi")], idempotency_key=key)
+                                inputs if inputs is not None else [message("hi")], idempotency_key=key, lease=lease)
     return resp
 
 
@@ -369,3 +371,64 @@ async def test_concurrent_prompt_versions_are_distinct(store: Store) -> None:
     assert sorted(int((m or {})["version"]) for m in made) == list(range(2, 12))
     racing = await asyncio.gather(*(store.create_prompt(T2, prompt("pmpt_race", str(i))) for i in range(5)))
     assert sum(r is not None for r in racing) == 1
+
+
+def ev(seq: int, kind: str = "response.output_text.delta") -> dict[str, Any]:
+    return {"type": kind, "sequence_number": seq}
+
+
+async def test_background_job_lifecycle(store: Store) -> None:
+    now = time.time()
+    job = await create(store, T1, status="queued", background=True, lease=("replica-a", now + 30))
+    rid = job["id"]
+    running = {**job, "status": "in_progress"}
+    assert await store.append_events(T1, rid, "replica-a", [ev(0), ev(1)], response=running) is True
+    assert (await store.get_response(T1, rid) or {})["status"] == "in_progress"
+    assert await store.append_events(T1, rid, "replica-b", [ev(2)]) is False  # not the holder
+    assert await store.get_events(T1, rid, -1) == [ev(0), ev(1)]
+    assert await store.get_events(T1, rid, 0) == [ev(1)]
+    assert await store.get_events(T2, rid, -1) == []
+
+    assert (T1, rid, "in_progress") not in await store.expired_jobs(now, 100)
+    assert (T1, rid, "in_progress") in await store.expired_jobs(now + 60, 100)
+    await store.renew_leases("replica-a", now + 120)
+    assert (T1, rid, "in_progress") not in await store.expired_jobs(now + 60, 100)
+    assert await store.claim_job(T1, rid, "replica-b", now + 200, now + 230) is False  # started: not claimable
+
+    done = {**job, "status": "completed", "output": [message("out", "assistant")]}
+    assert await store.finish_response(T1, done, owner="replica-b", events=[ev(2, "response.completed")]) is False
+    assert await store.finish_response(T1, done, owner="replica-a", events=[ev(2, "response.completed")]) is True
+    assert await store.get_response(T1, rid) == done
+    assert [e["sequence_number"] for e in await store.get_events(T1, rid, -1)] == [0, 1, 2]
+    assert all(j[1] != rid for j in await store.expired_jobs(now + 10_000, 100))
+    assert await store.close_job(T1, {**job, "status": "cancelled"}, [ev(0)], expired_before=math.inf) is None
+
+
+async def test_close_job_renumbers_after_stored_events(store: Store) -> None:
+    now = time.time()
+    job = await create(store, T1, status="queued", background=True, lease=("replica-a", now + 30))
+    rid = job["id"]
+    await store.append_events(T1, rid, "replica-a", [ev(0), ev(1)], response={**job, "status": "in_progress"})
+    cancelled = {**job, "status": "cancelled"}
+    assert await store.close_job(T1, cancelled, [ev(0)], expired_before=now) is None  # runner's lease still live
+    stored = await store.close_job(T1, cancelled, [ev(0), ev(0, "response.cancelled")], expired_before=math.inf)
+    assert [e["sequence_number"] for e in stored or []] == [2, 3]
+    assert [e["sequence_number"] for e in await store.get_events(T1, rid, -1)] == [0, 1, 2, 3]
+    assert await store.get_response(T1, rid) == cancelled
+    # The old runner can no longer write to it.
+    assert await store.append_events(T1, rid, "replica-a", [ev(4)]) is False
+    assert await store.finish_response(T1, {**job, "status": "completed"}, owner="replica-a") is False
+    assert await store.get_response(T1, rid) == cancelled
+
+
+async def test_expired_queued_job_is_claimed_once(store: Store) -> None:
+    now = time.time()
+    job = await create(store, T1, status="queued", background=True, lease=("dead-replica", now - 1))
+    assert (T1, job["id"], "queued") in await store.expired_jobs(now, 100)
+    owners = [f"replica-{i}" for i in range(6)]
+    won = await asyncio.gather(*(store.claim_job(T1, job["id"], o, now, now + 30) for o in owners))
+    assert sum(won) == 1
+    winner = owners[won.index(True)]
+    assert all(j[1] != job["id"] for j in await store.expired_jobs(now, 100))
+    assert await store.append_events(T1, job["id"], winner, [ev(0)]) is True
+    assert await store.claim_job(T2, job["id"], "thief", now + 100, now + 130) is False

@@ -46,6 +46,16 @@ def pg(query: str) -> str:
     return "".join(out)
 
 
+# PostgreSQL's form of ``sql.CLAIM_JOB``: a job whose row another replica
+# holds locked (claiming or closing it right now) is skipped, not waited for.
+# The plain conditional UPDATE is just as safe, but would queue every
+# sweeper on that row lock only to find the job taken.
+_CLAIM_JOB = pg(
+    "UPDATE responses SET lease_owner = ?, lease_expires_at = ? WHERE id = ("
+    "SELECT id FROM responses WHERE tenant = ? AND id = ? AND status = 'queued' AND lease_expires_at < ? "
+    "FOR UPDATE SKIP LOCKED)")
+
+
 def _count(status: str) -> int:
     """Rows affected, from a command tag such as ``UPDATE 1``."""
     return int(status.rsplit(" ", 1)[-1])
@@ -184,7 +194,7 @@ class PostgresStore:
         return [(r[0], r[1], r[2]) for r in rows]
 
     async def claim_job(self, tenant: str, response_id: str, owner: str, now: float, expires_at: float) -> bool:
-        return _count(await self.pool.execute(pg(sql.CLAIM_JOB), owner, expires_at, tenant, response_id, now)) > 0
+        return _count(await self.pool.execute(_CLAIM_JOB, owner, expires_at, tenant, response_id, now)) > 0
 
     async def get_response(self, tenant: str, response_id: str) -> dict[str, Any] | None:
         raw = await self._one(sql.GET_RESPONSE, tenant, response_id)
