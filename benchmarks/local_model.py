@@ -6,8 +6,9 @@ through >= 90% of direct).
 
 Both paths decode the same prompt greedily (temperature 0, so the same
 tokens) with the same chat-completions body Responsa builds
-(``responsa.providers.local.chat_body``). Direct: ``xllamacpp.Server`` in
-this process with a streaming callback. Through: ``responsa serve`` in a
+(``responsa.providers.local.chat_body``) on a model loaded with the same
+parameters. Direct: ``xllamacpp.Server.handle_chat_completions`` in this
+process with a streaming callback. Through: ``responsa serve`` in a
 subprocess (SQLite store), POST /v1/responses with stream=true over HTTP.
 Speed = output tokens / wall time from sending the request to the last
 token, so prompt handling, HTTP, SSE and the store all count against
@@ -29,26 +30,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import xllamacpp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from responsa.config import ProviderConfig  # noqa: E402
 from responsa.providers.base import ModelRequest  # noqa: E402
-from responsa.providers.local import bundled_model_path, chat_body  # noqa: E402
+from responsa.providers.local import LocalProvider, bundled_model_path, chat_body  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from overhead import free_port, wait_up  # noqa: E402
 
 PROMPT = "Write a long story about a dragon who learns to fly."
-
-
-def direct_server(sockdir: str) -> Any:
-    p = xllamacpp.CommonParams()
-    p.model.path = str(bundled_model_path())
-    p.n_ctx, p.n_parallel, p.verbosity = 8192, 1, 1
-    p.hostnames = [f"{sockdir}/direct.sock"]  # keep its side-effect HTTP server off TCP
-    return xllamacpp.Server(p)
 
 
 def direct(server: Any, body: dict[str, Any]) -> tuple[int, float]:
@@ -94,7 +87,9 @@ def main() -> None:
         try:
             url = f"http://127.0.0.1:{port}"
             wait_up(f"{url}/health", server)
-            model = direct_server(tmp)
+            # The provider's own loader: identical llama.cpp parameters (threads, n_ctx), no Responsa.
+            provider = LocalProvider(ProviderConfig(name="local", kind="local"))
+            model = provider._server(str(bundled_model_path()))
             with httpx.Client(timeout=120) as http:
                 direct(model, body)  # warm up: load the models, fill the prompt caches
                 through(http, url, args.tokens)

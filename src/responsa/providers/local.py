@@ -317,8 +317,10 @@ class LocalProvider:
         p.n_ctx = self._n_ctx
         p.n_parallel = 1
         # llama.cpp's threads meet at spin barriers, so one preempted thread
-        # stalls them all: leave a core for the event loop writing the stream.
-        threads = int(self._opts.get("threads", max(1, (os.cpu_count() or 2) - 1)))
+        # stalls them all: leave a core for the event loop writing the stream
+        # (on a busy 2-core box, 2 threads ran 5x slower than 1). Past ~4
+        # threads a small model is memory-bound anyway.
+        threads = int(self._opts.get("threads", max(1, min(4, (os.cpu_count() or 2) - 1))))
         p.cpuparams.n_threads = p.cpuparams_batch.n_threads = threads
         p.verbosity = int(self._opts.get("verbosity", 1))  # 1 = errors only
         p.hostnames = [str(Path(self._sockdir) / f"{len(self._servers)}.sock")]
