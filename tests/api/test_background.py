@@ -4,6 +4,7 @@ recovered after the server process is killed mid-response."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -20,7 +21,18 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.helpers import parse_sse, validate_event, validate_response, validate_stream
+from responsa.api.app import create_app
+from responsa.config import load_settings
+from tests.helpers import parse_sse, serve_in_thread, validate_event, validate_response, validate_stream
+from tests.store.backends import (
+    REDIS_URL,
+    admin,
+    in_own_loop,
+    new_schema_name,
+    reachable_postgres,
+    redis_error,
+    with_search_path,
+)
 
 FINISHED = ("completed", "failed", "incomplete", "cancelled")
 
@@ -234,3 +246,49 @@ def test_restart_recovers_background_responses(tmp_path: Path) -> None:
         assert any(e["type"] == "response.output_text.delta" for e in events)
         with client.responses.retrieve(waiting.id, stream=True) as stream:
             validate_stream([dump(ev) for ev in stream])
+
+
+# -- two replicas on one PostgreSQL + Redis: resume and cancel where the job is not running -------
+
+
+@pytest.fixture
+def two_replicas() -> Iterator[tuple[str, str]]:
+    pg, errors = in_own_loop(reachable_postgres)
+    if pg is None:
+        pytest.skip("PostgreSQL not reachable: " + "; ".join(errors))
+    if (error := in_own_loop(redis_error)) is not None:
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: {error}")
+    schema = new_schema_name()
+    asyncio.run(admin(pg, f'CREATE SCHEMA "{schema}"'))
+    settings = {"database_url": with_search_path(pg, schema), "redis_url": REDIS_URL, "default_model": "test/echo"}
+    try:
+        with serve_in_thread(create_app(load_settings(None, **settings)), lifespan="on") as a, \
+                serve_in_thread(create_app(load_settings(None, **settings)), lifespan="on") as b:
+            yield a, b
+    finally:
+        asyncio.run(admin(pg, f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def test_resume_and_cancel_on_another_replica(two_replicas: tuple[str, str]) -> None:
+    a, b = (OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0) for url in two_replicas)
+    stream = a.responses.create(model="test/echo", input="[[delay:30]] [[long:200]]", background=True, stream=True)
+    seen = []
+    for ev in stream:
+        seen.append(dump(ev))
+        if len(seen) == 6:
+            break
+    stream.close()
+    rid, last = seen[0]["response"]["id"], seen[-1]["sequence_number"]
+    rest = []
+    with b.responses.retrieve(rid, stream=True, starting_after=last) as resumed:
+        for ev in resumed:  # live from replica a, through Redis
+            rest.append(dump(ev))
+            if sum(e["type"] == "response.output_text.delta" for e in rest) == 5:
+                cancelled = dump(b.responses.cancel(rid))  # runs on a: cancelled through the store + Redis
+                assert cancelled["status"] == "cancelled"
+        check_resumed(rest, last)
+    assert rest[-1]["type"] == "response.failed" and rest[-1]["response"]["status"] == "cancelled"
+    time.sleep(0.5)  # replica a stopped the turn: nothing stored after the terminal event
+    with a.responses.retrieve(rid, stream=True, starting_after=rest[-1]["sequence_number"]) as tail:
+        assert [dump(ev) for ev in tail] == []
+    assert dump(a.responses.retrieve(rid))["status"] == "cancelled"

@@ -183,16 +183,14 @@ class BackgroundRunner:
                 async with self.fanout.subscribe(response_id) as live:
                     events = aiter(live)
                     while True:
-                        backlog = await self.store.get_events(tenant, response_id, last)
+                        backlog, finished = await self._catch_up(tenant, response_id, last)
                         for ev in backlog:
                             last = ev["sequence_number"]
                             yield ev
                             if ev["type"] in TERMINAL:
                                 return
-                        if not backlog:
-                            found = await self.store.get_response(tenant, response_id)
-                            if found is None or found["status"] in FINISHED:
-                                return
+                        if finished:
+                            return
                         while True:
                             try:
                                 ev = await asyncio.wait_for(anext(events), POLL_S)
@@ -215,6 +213,20 @@ class BackgroundRunner:
                     raise
                 stalled_at = last
                 log.info("follower of %s resyncing from the store after %d", response_id, last, exc_info=True)
+
+    async def _catch_up(self, tenant: str, response_id: str, after: int) -> tuple[list[Event], bool]:
+        """Stored events after ``after``, and whether there will be no more."""
+        backlog = await self.store.get_events(tenant, response_id, after)
+        if backlog:
+            return backlog, False
+        found = await self.store.get_response(tenant, response_id)
+        if found is None:
+            return [], True
+        if found["status"] in FINISHED:
+            # The job may have finished since the first read; its last events
+            # were committed with its status, so this read has them all.
+            return await self.store.get_events(tenant, response_id, after), True
+        return [], False
 
     # -- running a job ------------------------------------------------------
 
