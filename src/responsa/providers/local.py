@@ -131,13 +131,13 @@ def _offered_tools(req: ModelRequest) -> tuple[list[dict[str, Any]], bool]:
     choice = req.tool_choice
     if choice == "none" or not tools:
         return [], False
-    if isinstance(choice, dict):
-        if choice.get("type") == "function":
-            return [t for t in tools if t["name"] == choice.get("name")], True
-        if choice.get("type") == "allowed_tools":
-            allowed = {t.get("name") for t in choice.get("tools", [])}
-            return [t for t in tools if t["name"] in allowed], choice.get("mode") == "required"
-    return tools, choice == "required"
+    required = choice == "required"
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        tools, required = [t for t in tools if t["name"] == choice.get("name")], True
+    elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        allowed = {t.get("name") for t in choice.get("tools", [])}
+        tools, required = [t for t in tools if t["name"] in allowed], choice.get("mode") == "required"
+    return tools, required and bool(tools)
 
 
 def _json_rule(schema: dict[str, Any]) -> str:
@@ -210,10 +210,11 @@ class _Decoder:
     """Turns streamed text into ModelEvents: text streams through; a tool
     call is buffered until complete, then emitted whole."""
 
-    def __init__(self, tools: bool, json_text: bool) -> None:
-        self._tools = tools
+    def __init__(self, tools: list[dict[str, Any]], required: bool, json_text: bool) -> None:
         self._json_text = json_text
-        self._mode: str | None = None if tools else "text"
+        # With tools on "auto" the first character tells (see _grammar); with
+        # "required" even unconstrained text must parse as a call or fail.
+        self._mode: str | None = "call" if required else None if tools else "text"
         self._buf = ""
 
     def feed(self, text: str) -> list[ModelEvent]:
@@ -363,7 +364,7 @@ class LocalProvider:
 
         self._submit(run)
         self._active.add(stop)
-        decoder = _Decoder(tools=bool(_offered_tools(req)[0]),
+        decoder = _Decoder(*_offered_tools(req),
                            json_text=req.text_format.get("type") in ("json_schema", "json_object"))
         reason: str | None = None
         usage: Usage | None = None
