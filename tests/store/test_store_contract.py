@@ -142,7 +142,7 @@ async def test_chain_of_50_in_one_statement(store_url: str) -> None:
         store: Store = open_store(store_url)
         await store.open()
         assert isinstance(store, SQLiteStore)
-        await store.db.set_trace_callback(statements.append)
+        await store._read(lambda db: db.set_trace_callback(statements.append))  # on the store's own thread
     else:
         def record(rec: Any) -> None:
             if "pg_advisory_unlock_all" not in rec.query:  # the pool's reset on release

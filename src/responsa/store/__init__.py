@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import urllib.parse
+
 from responsa.store.base import Store
 
 
 def open_store(url: str) -> Store:
-    """``sqlite:///path`` (or a bare path) or ``postgresql://...``."""
+    """``sqlite:///path[?synchronous=full]`` (or a bare path) or ``postgresql://...``."""
     if url.startswith(("postgres://", "postgresql://")):
         from responsa.store.postgres import PostgresStore
 
         return PostgresStore(url)
-    path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+    path, _, query = url.removeprefix("sqlite:///").removeprefix("sqlite://").partition("?")
     from responsa.store.sqlite import SQLiteStore
 
-    return SQLiteStore(path or ":memory:")
+    synchronous = dict(urllib.parse.parse_qsl(query)).get("synchronous", "normal").lower()
+    if synchronous not in ("normal", "full"):
+        raise ValueError(f"sqlite synchronous must be 'normal' or 'full', not {synchronous!r}")
+    return SQLiteStore(path or ":memory:", synchronous="full" if synchronous == "full" else "normal")
 
 
 __all__ = ["Store", "open_store"]
