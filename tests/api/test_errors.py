@@ -100,6 +100,7 @@ def test_unknown_route_and_method(http: httpx.Client) -> None:
 def test_item_reference_resolves_stored_items(http: httpx.Client) -> None:
     first = http.post("/v1/responses", json={"model": "test/echo", "input": "remember me"}).json()
     ref = {"type": "item_reference", "id": first["output"][0]["id"]}
-    r = http.post("/v1/responses", json={"model": "test/echo", "input": [ref, {"role": "user", "content": "[[history]]"}]})
+    body = {"model": "test/echo", "input": [ref, {"role": "user", "content": "[[history]]"}]}
+    r = http.post("/v1/responses", json=body)
     assert r.status_code == 200
     assert r.json()["output"][0]["content"][0]["text"].startswith("assistant: remember me")
