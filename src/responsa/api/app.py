@@ -17,6 +17,7 @@ from responsa.api.responses import json_response
 from responsa.api.state import AppState
 from responsa.config import Settings, load_settings
 from responsa.engine.background import BackgroundRunner
+from responsa.engine.compaction import key_from
 from responsa.engine.fanout import Fanout, LocalFanout
 from responsa.protocol.errors import APIError
 from responsa.providers.registry import Registry
@@ -46,7 +47,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.prompts_dir:
             await prompts.seed(store, settings.prompts_dir)
         registry = Registry(settings)
-        st = AppState(settings=settings, store=store, registry=registry, api_keys=frozenset(settings.api_keys))
+        secret = settings.secret_key or await store.server_secret("compaction")
+        st = AppState(settings=settings, store=store, registry=registry, api_keys=frozenset(settings.api_keys),
+                      compaction_key=key_from(secret))
         app.state.responsa = st
         fanout = _fanout(settings)
         await fanout.open()

@@ -10,7 +10,6 @@ from starlette.requests import HTTPConnection, Request
 from responsa.api.auth import tenant_of
 from responsa.config import Settings
 from responsa.engine.background import BackgroundRunner
-from responsa.engine.compaction import key_from
 from responsa.protocol.errors import APIError
 from responsa.providers.registry import Registry
 from responsa.store.base import Store
@@ -23,13 +22,9 @@ class AppState:
     registry: Registry
     api_keys: frozenset[str] = field(default_factory=frozenset)
     compaction_key: bytes = b""
-    """Signs compaction items (see ``engine.compaction``)."""
+    """Signs compaction items (see ``engine.compaction``); set at start-up."""
     background: BackgroundRunner | None = None
     """Runs ``background: true`` responses; set once the app has started."""
-
-    def __post_init__(self) -> None:
-        if not self.compaction_key:
-            self.compaction_key = key_from(self.settings.secret_key)
 
     def tenant(self, conn: HTTPConnection) -> str:
         return tenant_of(conn, self.api_keys)

@@ -19,8 +19,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import logging
-import secrets
 import zlib
 from typing import Any
 
@@ -29,20 +27,15 @@ import orjson
 from responsa.protocol.errors import invalid
 from responsa.protocol.ids import new_id
 
-log = logging.getLogger("responsa.compaction")
-
 Item = dict[str, Any]
 _VERSION = "v1"
 
 
-def key_from(secret: str | None) -> bytes:
-    """The MAC key: derived from the configured secret, else random per
-    process (compaction items then do not survive a restart)."""
-    if secret:
-        return hashlib.sha256(b"responsa-compaction\0" + secret.encode()).digest()
-    log.warning("no secret_key configured (RESPONSA_SECRET_KEY): compaction items are only accepted by "
-                "this server process")
-    return secrets.token_bytes(32)
+def key_from(secret: str) -> bytes:
+    """The MAC key, derived from ``secret_key`` when configured, else from the
+    secret the database keeps (``Store.server_secret``), so items survive
+    restarts and verify on every replica either way."""
+    return hashlib.sha256(b"responsa-compaction\0" + secret.encode()).digest()
 
 
 def _b64(data: bytes) -> str:

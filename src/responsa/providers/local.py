@@ -47,6 +47,7 @@ from responsa.providers.registry import register
 BUNDLED_MODEL = "smollm2"
 _BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _DEFAULT_TEMPERATURE = 0.2  # small models ramble at the API default of 1.0
+_DEFAULT_MAX_TOKENS = 1024
 _PASSTHROUGH = ("seed", "stop", "top_k", "min_p", "repeat_penalty")
 
 _CALL_OPEN, _CALL_CLOSE = "<tool_call>", "</tool_call>"
@@ -192,7 +193,10 @@ def chat_body(req: ModelRequest) -> dict[str, Any]:
         "stream_options": {"include_usage": True},
         "temperature": _DEFAULT_TEMPERATURE if req.temperature is None else req.temperature,
     }
-    for key, value in (("top_p", req.top_p), ("max_tokens", req.max_output_tokens),
+    # Without a cap a 135M model can ramble for the whole 8k window (a minute
+    # on two cores); an explicit max_output_tokens always wins.
+    max_tokens = _DEFAULT_MAX_TOKENS if req.max_output_tokens is None else req.max_output_tokens
+    for key, value in (("top_p", req.top_p), ("max_tokens", max_tokens),
                        ("presence_penalty", req.presence_penalty),
                        ("frequency_penalty", req.frequency_penalty)):
         if value is not None:

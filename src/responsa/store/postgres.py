@@ -12,6 +12,7 @@ default ``synchronous_commit=on``), so anything acknowledged is durable.
 from __future__ import annotations
 
 import functools
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -334,3 +335,9 @@ class PostgresStore:
         async with self._tx() as conn:
             await conn.execute(pg(sql.DELETE_PROMPT_VERSIONS), tenant, prompt_id)
             return _count(await conn.execute(pg(sql.DELETE_PROMPT), tenant, prompt_id)) > 0
+
+    async def server_secret(self, name: str) -> str:
+        async with self._tx() as conn:
+            await conn.execute(pg(sql.INSERT_SECRET), name, secrets.token_hex(32))
+            value: str = await conn.fetchval(pg(sql.GET_SECRET), name)
+        return value

@@ -175,3 +175,7 @@ def numbered(events: list[dict[str, Any]], last: int | None) -> list[dict[str, A
     """``events`` renumbered to follow sequence number ``last`` (``None``: none yet)."""
     start = -1 if last is None else last
     return [{**ev, "sequence_number": start + 1 + i} for i, ev in enumerate(events)]
+
+
+INSERT_SECRET = "INSERT INTO server_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
+GET_SECRET = "SELECT value FROM server_secrets WHERE name = ?"

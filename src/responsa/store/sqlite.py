@@ -16,6 +16,7 @@ PostgreSQL is the choice when it matters at scale.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -359,5 +360,13 @@ class SQLiteStore:
         def txn(db: Db) -> bool:
             db.execute(sql.DELETE_PROMPT_VERSIONS, (tenant, prompt_id))
             return db.execute(sql.DELETE_PROMPT, (tenant, prompt_id)).rowcount > 0
+
+        return await self._write(txn)
+
+    async def server_secret(self, name: str) -> str:
+        def txn(db: Db) -> str:
+            db.execute(sql.INSERT_SECRET, (name, secrets.token_hex(32)))
+            value: str = _one(db, sql.GET_SECRET, (name,))
+            return value
 
         return await self._write(txn)
