@@ -48,8 +48,8 @@ class Settings:
     mcp_allow_private: list[str] = field(default_factory=list)
     prompts_dir: str | None = None
     secret_key: str | None = None
-    """Signs compaction items so they survive restarts and work on every
-    replica; unset, each process signs with a random key of its own."""
+    """Signs compaction items; unset, a secret generated once and kept in the
+    database is used, so items survive restarts and verify on every replica."""
     background_lease_s: float = 30.0
     """How long a replica holds a background response without renewing;
     a replica that dies loses its responses to the sweeper this long after."""
