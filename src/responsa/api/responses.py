@@ -103,7 +103,7 @@ async def create(request: Request) -> Response:
     if req.background:
         return await _create_background(request, st, tenant, prep, bool(req.stream))
     idem = request.headers.get("idempotency-key") if prep.store else None
-    events = execute(prep, st.store, tenant, idempotency_key=idem)
+    events = execute(prep, st.store, tenant, idempotency_key=idem, deferred=not req.stream)
     try:
         first = await anext(events)
     except IdempotencyConflict as dup:

@@ -1,8 +1,10 @@
-"""Persistence around a turn: the response row exists before the first
-event and holds the terminal response before the terminal event is
-delivered, so nothing a client was told about is ever missing from the
-store. A client that goes away mid-turn leaves a ``failed`` record, never a
-row stuck ``in_progress``."""
+"""Persistence around a turn: the terminal response is stored before the
+terminal event is delivered, so nothing a client was told about is ever
+missing from the store. When anyone can see the response while it runs (a
+stream, an idempotency key) its row exists before the first event too, and
+a client that goes away mid-turn leaves a ``failed`` record, never a row
+stuck ``in_progress``. Otherwise (``deferred``) one transaction at the end
+writes it all: half the writes on the most common path."""
 
 from __future__ import annotations
 
@@ -26,10 +28,12 @@ def conversation_items(input_items: list[Item], response: dict[str, Any]) -> lis
     return [*input_items, *response["output"]]
 
 
-async def execute(prep: Prepared, store: Store, tenant: str, *,
-                  idempotency_key: str | None = None) -> AsyncGenerator[Event, None]:
+async def execute(prep: Prepared, store: Store, tenant: str, *, idempotency_key: str | None = None,
+                  deferred: bool = False) -> AsyncGenerator[Event, None]:
     turn = prep.turn
-    if prep.store:
+    deferred = deferred and idempotency_key is None
+    created = prep.store and not deferred
+    if created:
         await store.create_response(tenant, turn.response, prep.request_json, turn.input_items,
                                     idempotency_key=idempotency_key)
     finished = False
@@ -38,15 +42,17 @@ async def execute(prep: Prepared, store: Store, tenant: str, *,
             if ev["type"] in TERMINAL:
                 resp = ev["response"]
                 appended = conversation_items(turn.input_items, resp)
-                if prep.store:
+                if created:
                     await store.finish_response(tenant, resp, appended)
+                elif prep.store:
+                    await store.record_response(tenant, resp, prep.request_json, turn.input_items, appended)
                 elif appended:
                     await store.append_conversation_items(tenant, resp["conversation_id"], appended,
                                                           response_id=resp["id"])
                 finished = True
             yield ev
     finally:
-        if prep.store and not finished:
+        if created and not finished:
             resp = turn.response
             resp["status"] = "failed"
             resp["error"] = {"code": "client_disconnected",

@@ -9,11 +9,11 @@ upstream family served them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import replace
 from typing import Any, ClassVar
 
-import httpx
+import aiohttp
 import orjson
 
 from responsa.config import ProviderConfig
@@ -21,7 +21,7 @@ from responsa.providers.base import Capabilities, ProviderError
 
 # Failures that happen before the upstream produced anything, so repeating
 # the request cannot duplicate output.
-_RETRY_TRANSPORT = (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ConnectTimeout)
+_RETRY_TRANSPORT = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
 # A longer Retry-After than this is better answered by the engine falling
 # back to another model than by holding the client's request open.
 _MAX_RETRY_AFTER = 5.0
@@ -72,11 +72,12 @@ def _error_fields(payload: Any) -> tuple[str | None, str | None, str | None]:
             param if isinstance(param, str) else None)
 
 
-async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+async def _sse_data(lines: AsyncIterable[bytes]) -> AsyncIterator[str]:
     """Only ``data`` matters: every upstream we speak repeats the event name
     inside the JSON payload, so ``event:``/``id:`` lines and comments are skipped."""
     buf: list[str] = []
-    async for line in lines:
+    async for raw in lines:
+        line = raw.decode().rstrip("\r\n")
         if not line:
             if buf:
                 yield "\n".join(buf)
@@ -87,14 +88,14 @@ async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
         yield "\n".join(buf)
 
 
-def _retry_after(resp: httpx.Response) -> float:
+def _retry_after(resp: aiohttp.ClientResponse) -> float:
     try:
         return float(resp.headers.get("retry-after", 0))
     except ValueError:  # an HTTP date: treat as "too long to wait for"
         return _MAX_RETRY_AFTER + 1
 
 
-async def stream_json(client: httpx.AsyncClient, path: str, body: dict[str, Any], *,
+async def stream_json(session: aiohttp.ClientSession, url: str, body: dict[str, Any], *,
                       attempts: int, backoff: float) -> AsyncIterator[Any]:
     """POST ``body`` and yield each decoded SSE data payload until EOF or ``[DONE]``.
 
@@ -107,11 +108,16 @@ async def stream_json(client: httpx.AsyncClient, path: str, body: dict[str, Any]
     for attempt in range(attempts):
         delay = backoff * 2**attempt
         try:
-            async with client.stream("POST", path, content=content, headers=_STREAM_HEADERS) as resp:
-                if resp.status_code < 400:
-                    async for data in _sse_data(resp.aiter_lines()):
-                        if data == "[DONE]":
-                            return
+            async with session.post(url, data=content, headers=_STREAM_HEADERS) as resp:
+                if resp.status < 400:
+                    done = False
+                    async for data in _sse_data(resp.content):
+                        # Read on past [DONE] to the end of the body: a response
+                        # left unread closes its connection instead of
+                        # returning it to the pool.
+                        if done or data == "[DONE]":
+                            done = True
+                            continue
                         try:
                             event = orjson.loads(data)
                         except orjson.JSONDecodeError:
@@ -119,17 +125,17 @@ async def stream_json(client: httpx.AsyncClient, path: str, body: dict[str, Any]
                         yielded = True
                         yield event
                     return
-                error = upstream_error(resp.status_code, await resp.aread())
-                retry = resp.status_code == 429 or resp.status_code >= 500
-                if resp.status_code == 429:
+                error = upstream_error(resp.status, await resp.read())
+                retry = resp.status == 429 or resp.status >= 500
+                if resp.status == 429:
                     wait = _retry_after(resp)
                     retry = wait <= _MAX_RETRY_AFTER
                     delay = max(delay, wait)
-        except httpx.TimeoutException as exc:
+        except TimeoutError as exc:
             error = ProviderError(f"The upstream timed out ({type(exc).__name__}).", status=504,
                                   code="upstream_timeout")
-            retry = not yielded and isinstance(exc, httpx.ConnectTimeout)
-        except httpx.TransportError as exc:
+            retry = not yielded and isinstance(exc, aiohttp.ConnectionTimeoutError)
+        except aiohttp.ClientError as exc:
             if yielded:
                 raise ProviderError(f"The upstream stream broke off: {exc}") from exc
             error = ProviderError(f"Cannot reach the upstream: {exc}", code="upstream_unavailable")
@@ -159,16 +165,28 @@ class HTTPProvider:
         self._backoff = float(opts.get("retry_backoff", 0.2))
         self._caps = self._capabilities_table(opts)
         self._models: list[str] | None = None
-        pool = int(opts.get("max_connections", 512))
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            headers={**self._auth_headers(cfg.api_key), **opts.get("headers", {})},
-            # Long read timeout: a slow local server may think for minutes
-            # before its first token; connecting should never take that long.
-            timeout=httpx.Timeout(float(opts.get("timeout", 300)),
-                                  connect=float(opts.get("connect_timeout", 10))),
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-        )
+        self._base_url = base_url.rstrip("/") + "/"
+        self._headers = {**self._auth_headers(cfg.api_key), **opts.get("headers", {})}
+        self._pool = int(opts.get("max_connections", 512))
+        # Long read timeout: a slow local server may think for minutes before
+        # its first token; connecting should never take that long.
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_read=float(opts.get("timeout", 300)),
+                                              sock_connect=float(opts.get("connect_timeout", 10)))
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """Created on first use, inside the event loop that will use it. aiohttp
+        rather than httpx: its C parser makes a streamed upstream call cost a
+        third of the CPU (benchmarks/overhead.py)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers, timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=self._pool, ttl_dns_cache=60))
+        return self._session
+
+    def _url(self, path: str) -> str:
+        return self._base_url + path.lstrip("/")
 
     def _auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"authorization": f"Bearer {api_key}"} if api_key else {}
@@ -194,15 +212,17 @@ class HTTPProvider:
         cached, so an upstream that was down at first ask is asked again."""
         if self._models is None:
             try:
-                resp = await self._client.get("models", timeout=10)
-                resp.raise_for_status()
-                self._models = [m["id"] for m in resp.json()["data"]]
-            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                async with self.session.get(self._url("models"), timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                    resp.raise_for_status()
+                    self._models = [m["id"] for m in orjson.loads(await resp.read())["data"]]
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError):
                 return list(self._cfg.models)
         return list(dict.fromkeys([*self._models, *self._cfg.models]))
 
     def _stream_json(self, path: str, body: dict[str, Any]) -> AsyncIterator[Any]:
-        return stream_json(self._client, path, body, attempts=self._attempts, backoff=self._backoff)
+        return stream_json(self.session, self._url(path), body, attempts=self._attempts, backoff=self._backoff)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -42,6 +42,13 @@ class Store(Protocol):
         ``lease`` (owner, expires_at) makes it a background job held by owner."""
         ...
 
+    async def record_response(self, tenant: str, response: dict[str, Any], request: dict[str, Any],
+                              input_items: list[Item], conversation_items: list[Item] | None = None) -> None:
+        """``create_response`` and ``finish_response`` in ONE transaction, for a
+        finished response that nobody could have observed in progress (a
+        non-streamed request without an idempotency key): half the writes."""
+        ...
+
     async def finish_response(self, tenant: str, response: dict[str, Any],
                               conversation_items: list[Item] | None = None, *, owner: str | None = None,
                               events: list[dict[str, Any]] | None = None) -> bool:

@@ -140,6 +140,16 @@ class PostgresStore:
                 raise
             raise IdempotencyConflict(earlier) from None
 
+    async def record_response(self, tenant: str, response: dict[str, Any], request: dict[str, Any],
+                              input_items: list[Item], conversation_items: list[Item] | None = None) -> None:
+        rid = response["id"]
+        async with self._tx() as conn:
+            await conn.execute(pg(sql.INSERT_RESPONSE), *sql.response_row(tenant, response, request, None))
+            await conn.executemany(pg(sql.INSERT_ITEM), [*sql.item_rows(tenant, rid, "input", input_items),
+                                                         *sql.item_rows(tenant, rid, "output", response["output"])])
+            if conversation_items and response.get("conversation_id"):
+                await _append(conn, tenant, response["conversation_id"], conversation_items, rid)
+
     async def finish_response(self, tenant: str, response: dict[str, Any],
                               conversation_items: list[Item] | None = None, *, owner: str | None = None,
                               events: list[dict[str, Any]] | None = None) -> bool:

@@ -133,6 +133,19 @@ class SQLiteStore:
                 raise
             raise IdempotencyConflict(existing) from None
 
+    async def record_response(self, tenant: str, response: dict[str, Any], request: dict[str, Any],
+                              input_items: list[Item], conversation_items: list[Item] | None = None) -> None:
+        rid = response["id"]
+
+        def txn(db: Db) -> None:
+            db.execute(sql.INSERT_RESPONSE, sql.response_row(tenant, response, request, None))
+            db.executemany(sql.INSERT_ITEM, [*sql.item_rows(tenant, rid, "input", input_items),
+                                             *sql.item_rows(tenant, rid, "output", response["output"])])
+            if conversation_items and response.get("conversation_id"):
+                _append(db, tenant, response["conversation_id"], conversation_items, rid)
+
+        await self._write(txn)
+
     async def finish_response(self, tenant: str, response: dict[str, Any],
                               conversation_items: list[Item] | None = None, *, owner: str | None = None,
                               events: list[dict[str, Any]] | None = None) -> bool:
