@@ -65,8 +65,9 @@ async def measure(call: Callable[[], Awaitable[int]], n: int, concurrency: int) 
         nonlocal events
         for _ in queue:
             t0 = time.perf_counter()
-            events += await call()
+            sent = await call()
             latencies.append((time.perf_counter() - t0) * 1000)
+            events += sent
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies, events

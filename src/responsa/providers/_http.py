@@ -72,18 +72,26 @@ def _error_fields(payload: Any) -> tuple[str | None, str | None, str | None]:
             param if isinstance(param, str) else None)
 
 
-async def _sse_data(lines: AsyncIterable[bytes]) -> AsyncIterator[str]:
-    """Only ``data`` matters: every upstream we speak repeats the event name
-    inside the JSON payload, so ``event:``/``id:`` lines and comments are skipped."""
+async def _sse_data(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
+    """The ``data`` of each SSE event. Works on whole network chunks rather
+    than lines (one await per chunk, not per line). Only ``data`` matters:
+    every upstream we speak repeats the event name inside the JSON payload,
+    so ``event:``/``id:`` lines and comments are skipped."""
+    pending = b""
     buf: list[str] = []
-    async for raw in lines:
-        line = raw.decode().rstrip("\r\n")
-        if not line:
-            if buf:
-                yield "\n".join(buf)
-                buf.clear()
-        elif line.startswith("data:"):
-            buf.append(line[6:] if line.startswith("data: ") else line[5:])
+    async for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for raw in lines:
+            line = raw.rstrip(b"\r")
+            if not line:
+                if buf:
+                    yield "\n".join(buf)
+                    buf.clear()
+            elif line.startswith(b"data:"):
+                buf.append(line[6:].decode() if line.startswith(b"data: ") else line[5:].decode())
+    if pending.startswith(b"data:"):
+        buf.append(pending.rstrip(b"\r")[5:].lstrip(b" ").decode())
     if buf:
         yield "\n".join(buf)
 
@@ -111,7 +119,7 @@ async def stream_json(session: aiohttp.ClientSession, url: str, body: dict[str, 
             async with session.post(url, data=content, headers=_STREAM_HEADERS) as resp:
                 if resp.status < 400:
                     done = False
-                    async for data in _sse_data(resp.content):
+                    async for data in _sse_data(resp.content.iter_any()):
                         # Read on past [DONE] to the end of the body: a response
                         # left unread closes its connection instead of
                         # returning it to the pool.
