@@ -47,7 +47,9 @@ from responsa.providers.registry import register
 BUNDLED_MODEL = "smollm2"
 _BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _DEFAULT_TEMPERATURE = 0.2  # small models ramble at the API default of 1.0
-_DEFAULT_MAX_TOKENS = 1024
+_DEFAULT_MAX_TOKENS = 512
+# Without it the 135M model loops on a phrase ("la femme au martyre, la femme...").
+_DEFAULT_REPEAT_PENALTY = 1.1
 _PASSTHROUGH = ("seed", "stop", "top_k", "min_p", "repeat_penalty")
 
 _CALL_OPEN, _CALL_CLOSE = "<tool_call>", "</tool_call>"
@@ -201,6 +203,7 @@ def chat_body(req: ModelRequest) -> dict[str, Any]:
                        ("frequency_penalty", req.frequency_penalty)):
         if value is not None:
             body[key] = value
+    body["repeat_penalty"] = _DEFAULT_REPEAT_PENALTY
     body.update({k: req.extra[k] for k in _PASSTHROUGH if k in req.extra})
     if (grammar := _grammar(req, tools, required)) is not None:
         body["grammar"] = grammar
