@@ -125,13 +125,19 @@ async def create(request: Request) -> Response:
     return json_response(final)
 
 
-async def retrieve(request: Request) -> Response:
+async def _stored(request: Request) -> tuple[AppState, str, str, dict[str, Any]]:
+    """The state, tenant, id and stored Response a ``{response_id}`` route names, or a 404."""
     st = state(request)
     tenant = st.tenant(request)
     rid = request.path_params["response_id"]
     found = await st.store.get_response(tenant, rid)
     if found is None:
         raise not_found(f"Response with id '{rid}' not found.", "response_id")
+    return st, tenant, rid, found
+
+
+async def retrieve(request: Request) -> Response:
+    st, tenant, rid, found = await _stored(request)
     if request.query_params.get("stream") in ("true", "1"):
         after = request.query_params.get("starting_after")
         if after is not None and not after.lstrip("-").isdigit():
@@ -144,12 +150,7 @@ async def retrieve(request: Request) -> Response:
 
 
 async def cancel(request: Request) -> Response:
-    st = state(request)
-    tenant = st.tenant(request)
-    rid = request.path_params["response_id"]
-    found = await st.store.get_response(tenant, rid)
-    if found is None:
-        raise not_found(f"Response with id '{rid}' not found.", "response_id")
+    st, tenant, _, found = await _stored(request)
     if not found.get("background"):
         raise APIError("Only background responses can be cancelled.", param="response_id", code=None)
     return json_response(await st.runner.cancel(tenant, found))
