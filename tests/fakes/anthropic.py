@@ -2,21 +2,18 @@
 
 Scripted by the first word of the last user message text (a user turn that
 only carries tool results answers with what the tools returned), so tests
-drive behaviour through ordinary requests. Every request body is recorded so
+drive behaviour through ordinary requests: ``tool`` (two tool calls),
+``weather`` (one get_weather call when tools are given), ``json`` (the
+forced json_output tool), ``think``, ``redacted``, ``long``, ``cache``,
+``crash``, ``overloaded``, ``bad``; anything else is echoed. Every request body is recorded so
 tests can assert the translation that produced it.
 """
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -85,7 +82,7 @@ class FakeAnthropic:
         self.requests: list[Json] = []
         self.headers: list[dict[str, str]] = []
         self.overloaded_failures = 2
-        self.url = ""
+        self.url = ""  # set by whoever serves it
         self.app = Starlette(routes=[Route("/v1/messages", self._messages, methods=["POST"]),
                                      Route("/v1/models", self._models, methods=["GET"])])
 
@@ -118,6 +115,8 @@ class FakeAnthropic:
             return [_start(), *_text(0, "Let me check."),
                     *_tool(1, "toolu_01", "get_weather", '{"city": ', '"Paris"}'),
                     *_tool(2, "toolu_02", "get_time"), *_end("tool_use")]
+        if word == "weather" and body.get("tools"):
+            return [_start(), *_tool(0, "toolu_w", "get_weather", '{"city": ', '"Paris"}'), *_end("tool_use")]
         if word == "json" and forced == "json_output":
             return [_start(), *_tool(0, "toolu_j", "json_output", '{"answer": ', "42}"), *_end("tool_use")]
         if word == "think":
@@ -144,23 +143,3 @@ class FakeAnthropic:
             if i == 0:
                 yield b'event: ping\ndata: {"type": "ping"}\n\n'
 
-
-@contextmanager
-def serve(fake: FakeAnthropic) -> Iterator[str]:
-    """Run the fake on a free 127.0.0.1 port in a thread (so it works under any
-    event loop the tests use); sets and yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(fake.app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    fake.url = f"http://127.0.0.1:{port}"
-    try:
-        yield fake.url
-    finally:
-        server.should_exit = True
-        thread.join(5)
-        sock.close()

@@ -9,8 +9,11 @@ Scripts: ``call:a,b`` (parallel tool calls), ``ollama-call:a,b`` (the same
 as Ollama sends them: every call at index 0, finish_reason=stop), ``think`` (reasoning_content),
 ``refuse``, ``length`` (finish_reason=length), ``fail`` (500), ``fail-once``
 (503 then success), ``rate-limit`` (429), ``bad-request`` (400), ``cut``
-(connection dropped mid-stream), ``slow`` (2 s before the headers);
-anything else is echoed back as ``You said: <text>``.
+(connection dropped mid-stream), ``slow`` (2 s before the headers),
+``weather...`` with tools (one get_weather call), ``json...`` with a
+json_schema ``response_format`` (a JSON instance of the schema); a turn that
+ends in tool results answers ``Tool results: <contents>``; anything else is
+echoed back as ``You said: <text>``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+
+from responsa.providers.test import example_of
 
 Json = dict[str, Any]
 MODELS = ["fake-model", "fake-model-mini"]
@@ -152,10 +157,28 @@ def _logprobs(token: str, top: int) -> Json:
     return {"content": [{**entry(token, -0.1), "top_logprobs": alternatives}], "refusal": None}
 
 
+def _called(text: str, body: Json) -> list[str]:
+    if text.startswith(("call:", "ollama-call:")):
+        return text.partition(":")[2].split(",")
+    return ["get_weather"] if text.startswith("weather") and body.get("tools") else []
+
+
 def _script(text: str, body: Json) -> _Script:
     s = _Script(body)
-    if text.startswith(("call:", "ollama-call:")):
-        for i, name in enumerate(text.partition(":")[2].split(",")):
+    messages = body.get("messages") or [{}]
+    schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
+    if messages[-1].get("role") == "tool":
+        results: list[str] = []
+        for m in reversed(messages):
+            if m.get("role") != "tool":
+                break
+            results.insert(0, _text_of(m.get("content")))
+        s.text = ["Tool results: ", " | ".join(results)]
+    elif text.startswith("json") and schema is not None:
+        answer = orjson.dumps(example_of(schema)).decode()
+        s.text = [answer[:4], answer[4:]]
+    elif names := _called(text, body):
+        for i, name in enumerate(names):
             args = orjson.dumps({"city": "Paris", "n": i}).decode()
             s.calls.append((f"call_fake_{i}", name, [args[:5], args[5:12], args[12:]]))
         s.single_index = text.startswith("ollama")

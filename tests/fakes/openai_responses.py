@@ -4,7 +4,10 @@ Scripted by the last user message text of ``input`` and recording every
 request body, like the Chat fake. Scripts: ``call:a,b``, ``think`` (summary
 in two parts, encrypted content when included), ``length``, ``filtered``,
 ``failed`` (response.failed), ``error-event``, ``fail``, ``fail-once``,
-``bad-request``, ``cut``; anything else is echoed as ``You said: <text>``.
+``bad-request``, ``cut``, ``weather...`` with tools (one get_weather
+call), ``json...`` with a json_schema ``text.format`` (a JSON instance of the
+schema); an input that ends in function_call_output items answers
+``Tool results: <outputs>``; anything else is echoed as ``You said: <text>``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+
+from responsa.providers.test import example_of
 
 Json = dict[str, Any]
 MODELS = ["gpt-fake", "o-fake"]
@@ -148,6 +153,16 @@ class _Stream:
         out.append(self.event("response.output_item.done", output_index=index, item=item))
         return out
 
+    def tool_outputs(self) -> list[str]:
+        """Outputs of the function_call_output items that end the input."""
+        outputs: list[str] = []
+        for item in reversed(self.body.get("input", [])):
+            if item.get("type") != "function_call_output":
+                break
+            output = item.get("output")
+            outputs.insert(0, output if isinstance(output, str) else _text_of(output))
+        return outputs
+
     async def sse(self, text: str) -> AsyncIterator[bytes]:
         yield self.event("response.created", response=self.response("in_progress"))
         yield self.event("response.in_progress", response=self.response("in_progress"))
@@ -162,7 +177,15 @@ class _Stream:
             error = {"code": "server_error", "message": "The model crashed."}
             yield self.event("response.failed", response=self.response("failed", error=error))
             return
-        if text.startswith("call:"):
+        schema = ((self.body.get("text") or {}).get("format") or {}).get("schema")
+        if outputs := self.tool_outputs():
+            chunks = self.message("Tool results: ", " | ".join(outputs))
+        elif text.startswith("json") and schema is not None:
+            answer = orjson.dumps(example_of(schema)).decode()
+            chunks = self.message(answer[:4], answer[4:])
+        elif text.startswith("weather") and self.body.get("tools"):
+            chunks = self.call("get_weather", 0)
+        elif text.startswith("call:"):
             chunks = [c for n, name in enumerate(text[5:].split(",")) for c in self.call(name, n)]
         elif text == "think":
             chunks = self.reasoning() + self.message("Thought ", "done.")

@@ -7,16 +7,12 @@ pytest is launched, and ``src`` too when Responsa is not installed.
 from __future__ import annotations
 
 import importlib.util
-import socket
 import sys
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:
@@ -27,38 +23,33 @@ if importlib.util.find_spec("responsa") is None:
 from responsa.config import ProviderConfig, Settings  # noqa: E402
 from responsa.providers.base import Provider  # noqa: E402
 from responsa.providers.registry import Registry  # noqa: E402
+from tests.fakes.anthropic import FakeAnthropic  # noqa: E402
 from tests.fakes.openai_chat import FakeChat  # noqa: E402
 from tests.fakes.openai_responses import FakeResponses  # noqa: E402
-
-
-def serve_in_thread(app: Any) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(5)
-        sock.close()
+from tests.helpers import serve_in_thread  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def chat_fake_server() -> Iterator[tuple[FakeChat, str]]:
     fake = FakeChat()
-    for url in serve_in_thread(fake.app):
-        yield fake, url
+    with serve_in_thread(fake.app) as url:
+        yield fake, f"{url}/v1"
 
 
 @pytest.fixture(scope="session")
 def responses_fake_server() -> Iterator[tuple[FakeResponses, str]]:
     fake = FakeResponses()
-    for url in serve_in_thread(fake.app):
-        yield fake, url
+    with serve_in_thread(fake.app) as url:
+        yield fake, f"{url}/v1"
+
+
+@pytest.fixture(scope="session")
+def anthropic_fake_server() -> Iterator[FakeAnthropic]:
+    """Its ``url`` is the base URL without ``/v1``, as Anthropic's are given."""
+    fake = FakeAnthropic()
+    with serve_in_thread(fake.app) as url:
+        fake.url = url
+        yield fake
 
 
 @pytest.fixture

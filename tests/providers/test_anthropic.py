@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -21,7 +21,7 @@ from responsa.providers.base import (
     Usage,
 )
 from responsa.providers.registry import Registry
-from tests.fakes.anthropic import MODELS, SIGNATURE, FakeAnthropic, serve
+from tests.fakes.anthropic import MODELS, SIGNATURE, FakeAnthropic
 
 PNG = "data:image/png;base64,iVBORw0KGgo="
 PDF = "data:application/pdf;base64,JVBERi0xLjQ="
@@ -29,11 +29,9 @@ WEATHER = {"type": "function", "name": "get_weather", "description": "Weather fo
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeAnthropic]:
-    fake = FakeAnthropic()
-    with serve(fake):
-        yield fake
+@pytest.fixture
+def fake(anthropic_fake_server: FakeAnthropic) -> FakeAnthropic:
+    return anthropic_fake_server
 
 
 def _cfg(url: str, **options: Any) -> ProviderConfig:

@@ -16,6 +16,17 @@ def empty_usage() -> dict[str, Any]:
             "output_tokens_details": {"reasoning_tokens": 0}}
 
 
+def _text(text: dict[str, Any] | None) -> dict[str, Any]:
+    """The spec requires ``description`` and ``strict`` on a json_schema
+    format, which clients usually omit; echo them with their defaults."""
+    if not text:
+        return {"format": {"type": "text"}}
+    fmt = text.get("format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        return {**text, "format": {"description": None, "strict": False, **fmt}}
+    return text
+
+
 def new_response(
     *,
     id: str,
@@ -49,7 +60,7 @@ def new_response(
         "tool_choice": tool_choice,
         "truncation": params.get("truncation") or "disabled",
         "parallel_tool_calls": params.get("parallel_tool_calls", True) is not False,
-        "text": params.get("text") or {"format": {"type": "text"}},
+        "text": _text(params.get("text")),
         "top_p": params.get("top_p") if params.get("top_p") is not None else 1.0,
         "presence_penalty": params.get("presence_penalty") or 0.0,
         "frequency_penalty": params.get("frequency_penalty") or 0.0,
