@@ -27,7 +27,8 @@ def tenant_of(conn: HTTPConnection, allowed: frozenset[str]) -> str:
         if key is None:
             raise APIError("Missing API key: send 'Authorization: Bearer <key>'.", status=401,
                            type="authentication_error", code="missing_api_key")
-        if not any(hmac.compare_digest(key, k) for k in allowed):
+        # Bytes: compare_digest refuses str with non-ASCII characters, which a header can carry.
+        if not any(hmac.compare_digest(key.encode(), k.encode()) for k in allowed):
             raise APIError("Incorrect API key provided.", status=401, type="authentication_error",
                            code="invalid_api_key")
     if key is None:

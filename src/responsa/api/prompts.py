@@ -26,6 +26,7 @@ from responsa.api.state import json_body, state
 from responsa.engine.prompts import template
 from responsa.protocol.errors import APIError, invalid, not_found
 from responsa.protocol.ids import new_id
+from responsa.protocol.request import whole_number
 from responsa.store.base import Store
 
 log = logging.getLogger("responsa.prompts")
@@ -107,9 +108,10 @@ async def retrieve(request: Request) -> Response:
     st = state(request)
     pid = request.path_params["prompt_id"]
     raw = request.query_params.get("version")
-    if raw is not None and not (raw.isdigit() and int(raw) >= 1):
+    version = None if raw is None else whole_number(raw)
+    if raw is not None and not (version and version >= 1):
         raise invalid("'version' must be a version number such as 2.", "version")
-    found = await st.store.get_prompt(st.tenant(request), pid, None if raw is None else int(raw))
+    found = await st.store.get_prompt(st.tenant(request), pid, version)
     if found is None:
         if raw is not None:
             raise not_found(f"Prompt '{pid}' has no version {raw}.", "version", "prompt_version_not_found")

@@ -22,7 +22,7 @@ from responsa.engine.loop import TERMINAL
 from responsa.engine.replay import replay
 from responsa.engine.runner import execute
 from responsa.protocol.errors import APIError, invalid, not_found
-from responsa.protocol.request import parse_create
+from responsa.protocol.request import parse_create, whole_number
 from responsa.store.base import IdempotencyConflict
 
 IDEMPOTENCY_WAIT_S = 30.0
@@ -140,11 +140,14 @@ async def retrieve(request: Request) -> Response:
     st, tenant, rid, found = await _stored(request)
     if request.query_params.get("stream") in ("true", "1"):
         after = request.query_params.get("starting_after")
-        if after is not None and not after.lstrip("-").isdigit():
+        cursor = -1 if after is None else whole_number(after.removeprefix("-"))
+        if cursor is None:
             raise invalid("'starting_after' must be an integer sequence number.", "starting_after")
+        if after is not None and after.startswith("-"):
+            cursor = -cursor
         if found.get("background"):
-            return _stream(st.runner.follow(tenant, rid, -1 if after is None else int(after)))
-        events = [ev for ev in replay(found) if after is None or ev["sequence_number"] > int(after)]
+            return _stream(st.runner.follow(tenant, rid, cursor))
+        events = [ev for ev in replay(found) if ev["sequence_number"] > cursor]
         return _stream(_replayed(events))
     return json_response(found)
 
@@ -167,13 +170,13 @@ async def delete(request: Request) -> Response:
 def list_params(request: Request) -> tuple[str | None, str | None, int, Any]:
     """``after``/``before``/``limit``/``order`` exactly as OpenAI's lists take them."""
     q = request.query_params
-    raw_limit = q.get("limit", "20")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
+    limit = whole_number(q.get("limit", "20"))
+    if limit is None or not 1 <= limit <= 100:
         raise invalid("'limit' must be an integer between 1 and 100.", "limit")
     order = q.get("order", "desc")
     if order not in ("asc", "desc"):
         raise invalid("'order' must be 'asc' or 'desc'.", "order")
-    return q.get("after"), q.get("before"), int(raw_limit), order
+    return q.get("after"), q.get("before"), limit, order
 
 
 def list_body(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:

@@ -44,7 +44,7 @@ def state(conn: HTTPConnection) -> AppState:
 async def json_body(request: Request, limit: int) -> object:
     """The decoded body, or a 4xx a person can act on."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise APIError(f"Request body too large: {declared} bytes (limit {limit}).", status=413,
                        code="request_too_large")
     chunks = []

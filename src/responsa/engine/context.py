@@ -121,7 +121,7 @@ def _tool_choice(choice: Any, tools: list[dict[str, Any]], server_tools: bool) -
         return choice
     ctype = choice.get("type")
     if ctype == "function":
-        if choice.get("name") not in names:
+        if not isinstance(choice.get("name"), str) or choice["name"] not in names:
             raise invalid(f"Tool choice names function {choice.get('name')!r}, which is not in 'tools'.",
                           "tool_choice.name")
         return {"type": "function", "name": choice["name"]}
@@ -133,7 +133,7 @@ def _tool_choice(choice: Any, tools: list[dict[str, Any]], server_tools: bool) -
         if not isinstance(allowed, list) or not allowed:
             raise invalid("'tool_choice.tools' must be a non-empty array.", "tool_choice.tools")
         for j, t in enumerate(allowed):
-            if not isinstance(t, dict) or t.get("name") not in names:
+            if not isinstance(t, dict) or not isinstance(t.get("name"), str) or t["name"] not in names:
                 raise invalid(f"'tool_choice.tools[{j}]' names a tool that is not in 'tools'.",
                               f"tool_choice.tools[{j}]")
         return {"type": "allowed_tools", "mode": mode,
@@ -258,6 +258,8 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
         raise invalid(f"Model '{model}' cannot be made to call a tool: use 'tool_choice' 'auto' or 'none'.",
                       "tool_choice", "unsupported_parameter")
     fmt = (req.text or {}).get("format") or {"type": "text"}
+    if fmt.get("type") == "json_schema" and fmt.get("strict"):
+        check_schema(fmt["schema"], "text.format.schema")
     if fmt.get("type") == "json_schema" and not caps.json_schema:
         raise invalid(f"Model '{model}' does not support structured output.", "text.format",
                       "unsupported_parameter")

@@ -19,7 +19,7 @@ from typing import Any
 
 from responsa.protocol.errors import invalid, not_found
 from responsa.protocol.items import Item, content_part, normalize_input
-from responsa.protocol.request import check_metadata
+from responsa.protocol.request import MAX_INT, check_metadata, whole_number
 from responsa.store.base import Store
 
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
@@ -85,9 +85,10 @@ def _param(raw: dict[str, Any]) -> tuple[str, int | None, dict[str, Any]]:
     if not isinstance(pid, str) or not pid:
         raise invalid("Missing required parameter: 'prompt.id'.", "prompt.id", "missing_required_parameter")
     version = raw.get("version")
-    if isinstance(version, str) and version.isdigit():
-        version = int(version)
-    if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+    if isinstance(version, str) and whole_number(version) is not None:
+        version = whole_number(version)
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)
+                                or not 1 <= version <= MAX_INT):
         raise invalid("Invalid 'prompt.version': expected a version number such as \"2\".", "prompt.version")
     variables = raw.get("variables") or {}
     if not isinstance(variables, dict):

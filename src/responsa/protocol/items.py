@@ -19,6 +19,7 @@ MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 _INPUT_PARTS = ("input_text", "input_image", "input_file")
 _ASSISTANT_PARTS = ("output_text", "refusal")
 _IMAGE_DETAIL = ("auto", "low", "high")
+_STATUSES = ("in_progress", "completed", "incomplete")
 
 
 def _str(value: Any, param: str, *, optional: bool = False) -> str | None:
@@ -34,6 +35,35 @@ def _kind(value: Any) -> str:
     names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
              float: "a number", type(None): "null"}
     return names.get(type(value), type(value).__name__)
+
+
+def _status(raw: dict[str, Any], param: str) -> str:
+    status = raw.get("status")
+    if status is None:
+        return "completed"
+    if status not in _STATUSES:
+        raise invalid(f"Invalid value for '{param}.status': {status!r}. Supported values are: 'in_progress', "
+                      "'completed' and 'incomplete'.", f"{param}.status")
+    return str(status)
+
+
+def _item_id(raw: dict[str, Any], param: str, prefix: str) -> str:
+    """A client-given id (it becomes a stored key, so only a string will do) or a fresh one."""
+    return _str(raw.get("id"), f"{param}.id", optional=True) or new_id(prefix)
+
+
+def _text_parts(value: Any, param: str, ptype: str) -> list[dict[str, Any]]:
+    """A reasoning item's ``summary`` / ``content``: ``[{"type": ptype, "text": str}]``."""
+    if not isinstance(value, list):
+        raise invalid(f"Invalid type for '{param}': expected an array, but got {_kind(value)}.", param,
+                      "invalid_type")
+    for i, raw in enumerate(value):
+        part = _obj(raw, f"{param}[{i}]")
+        if part.get("type", ptype) != ptype:
+            raise invalid(f"Invalid value for '{param}[{i}].type': {part.get('type')!r}. Expected '{ptype}'.",
+                          f"{param}[{i}].type")
+        _str(part.get("text"), f"{param}[{i}].text")
+    return value
 
 
 def _obj(value: Any, param: str) -> dict[str, Any]:
@@ -118,11 +148,11 @@ def _function_call(raw: dict[str, Any], param: str) -> Item:
     args = raw.get("arguments")
     return {
         "type": "function_call",
-        "id": _str(raw.get("id"), f"{param}.id", optional=True) or new_id("fc"),
+        "id": _item_id(raw, param, "fc"),
         "call_id": _str(raw.get("call_id"), f"{param}.call_id"),
         "name": _str(raw.get("name"), f"{param}.name"),
         "arguments": _str(args, f"{param}.arguments"),
-        "status": raw.get("status") or "completed",
+        "status": _status(raw, param),
     }
 
 
@@ -135,28 +165,26 @@ def _function_call_output(raw: dict[str, Any], param: str) -> Item:
                       f"parts, but got {_kind(output)}.", f"{param}.output", "invalid_type")
     return {
         "type": "function_call_output",
-        "id": _str(raw.get("id"), f"{param}.id", optional=True) or new_id("fco"),
+        "id": _item_id(raw, param, "fco"),
         "call_id": _str(raw.get("call_id"), f"{param}.call_id"),
         "output": output,
-        "status": raw.get("status") or "completed",
+        "status": _status(raw, param),
     }
 
 
 def _reasoning(raw: dict[str, Any], param: str) -> Item:
-    summary = raw.get("summary", [])
-    if not isinstance(summary, list):
-        raise invalid(f"Invalid type for '{param}.summary': expected an array.", f"{param}.summary",
-                      "invalid_type")
-    out: Item = {"type": "reasoning", "id": raw.get("id") or new_id("rs"), "summary": summary}
-    if raw.get("content"):
-        out["content"] = raw["content"]
+    summary = _text_parts(raw.get("summary", []), f"{param}.summary", "summary_text")
+    out: Item = {"type": "reasoning", "id": _item_id(raw, param, "rs"), "summary": summary}
+    content = raw.get("content")
+    if content is not None and _text_parts(content, f"{param}.content", "reasoning_text"):
+        out["content"] = content
     if raw.get("encrypted_content") is not None:
         out["encrypted_content"] = _str(raw["encrypted_content"], f"{param}.encrypted_content")
     return out
 
 
 def _compaction(raw: dict[str, Any], param: str) -> Item:
-    return {"type": "compaction", "id": raw.get("id") or new_id("cmp"),
+    return {"type": "compaction", "id": _item_id(raw, param, "cmp"),
             "encrypted_content": _str(raw.get("encrypted_content"), f"{param}.encrypted_content")}
 
 
@@ -173,8 +201,8 @@ def normalize_item(raw: Any, param: str) -> Item:
         itype = "message"
     if itype == "message":
         role = _str(item.get("role"), f"{param}.role") or ""
-        return message(role, item.get("content"), param, item_id=item.get("id"),
-                       status=item.get("status") or "completed")
+        return message(role, item.get("content"), param, item_id=_item_id(item, param, "msg"),
+                       status=_status(item, param))
     if itype == "function_call":
         return _function_call(item, param)
     if itype == "function_call_output":

@@ -131,6 +131,19 @@ class CreateResponse(BaseModel):
         return v
 
 
+MAX_INT = 2**63 - 1
+"""The largest integer a store column (BIGINT) holds."""
+
+
+def whole_number(text: str) -> int | None:
+    """``text`` as an integer 0..MAX_INT written in ASCII digits, else ``None``.
+    (``str.isdigit`` alone lets '²' through, which ``int`` then rejects.)"""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    n = int(text)
+    return n if n <= MAX_INT else None
+
+
 def check_metadata(v: Any, param: str) -> None:
     if v is None:
         return
@@ -191,4 +204,5 @@ def instructions_text(req: CreateResponse) -> tuple[str | None, list[Item]]:
     return text, items
 
 
-__all__ = ["CreateResponse", "check_metadata", "instructions_text", "message", "parse_create"]
+__all__ = ["MAX_INT", "CreateResponse", "check_metadata", "instructions_text", "message", "parse_create",
+           "whole_number"]

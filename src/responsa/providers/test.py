@@ -145,7 +145,8 @@ class TestProvider:
                 and "disobey" not in directives:
             tool = self._tool_to_call(req, plain)
             if tool is not None:
-                calls = [(tool["name"], orjson.dumps(example_of(tool.get("parameters") or {})).decode())]
+                schema = tool.get("parameters") or {"type": "object"}  # the engine's default for a tool without one
+                calls = [(tool["name"], orjson.dumps(example_of(schema)).decode())]
         if calls and req.tools:
             if not req.parallel_tool_calls and "disobey" not in directives:
                 calls = calls[:1]

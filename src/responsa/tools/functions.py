@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
+from referencing.exceptions import Unresolvable
 
 from responsa.protocol.errors import invalid
 from responsa.providers.base import ModelRequest
@@ -23,12 +24,26 @@ from responsa.providers.base import ModelRequest
 _CALL_TYPES = ("function_call", "mcp_call", "mcp_approval_request")
 
 
+_PROBES: tuple[Any, ...] = (None, {}, [], "", 0, True)
+"""Instances of every JSON type: a ``$ref`` that resolves nowhere or loops
+without consuming input breaks validation of (nearly) any of them."""
+
+
 def check_schema(schema: dict[str, Any], param: str) -> None:
-    """A ``strict`` tool's schema must itself be valid, or no arguments could be checked."""
+    """A ``strict`` schema must itself be valid, or no arguments could be checked."""
     try:
         Draft202012Validator.check_schema(schema)
+        validator = Draft202012Validator(schema)
+        for probe in _PROBES:
+            validator.is_valid(probe)
     except SchemaError as exc:
         raise invalid(f"Invalid JSON schema in '{param}': {exc.message}.", param, "invalid_schema") from None
+    except Unresolvable as exc:
+        raise invalid(f"Invalid JSON schema in '{param}': unresolvable reference ({exc}).", param,
+                      "invalid_schema") from None
+    except RecursionError:
+        raise invalid(f"Invalid JSON schema in '{param}': its references loop without end.", param,
+                      "invalid_schema") from None
 
 
 @functools.lru_cache(maxsize=256)
@@ -42,7 +57,10 @@ def _strict_error(tool: dict[str, Any], arguments: str) -> str | None:
     except orjson.JSONDecodeError:
         return f"The model called '{tool['name']}' with arguments that are not valid JSON."
     schema = tool.get("parameters") or {"type": "object", "properties": {}}
-    error = next(iter(_validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).iter_errors(args)), None)
+    try:
+        error = next(iter(_validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).iter_errors(args)), None)
+    except (Unresolvable, RecursionError):  # a reference the up-front probes did not reach
+        return f"The strict schema of '{tool['name']}' cannot check these arguments: its references do not resolve."
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"

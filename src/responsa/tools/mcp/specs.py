@@ -38,6 +38,8 @@ DEFAULT_CALL_TIMEOUT_S = 60.0
 REDACTED = "[redacted]"
 _SLUG = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]+$")
+_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
+"""What an HTTP client can send as a header value: printable ASCII, no line breaks."""
 _BEARER_KEYS = frozenset({"token", "api_key", "apikey", "access_token", "bearer_token", "key"})
 _OPENAI_KEYS = frozenset({"type", "server_label", "server_url", "headers", "allowed_tools", "require_approval",
                           "server_description", "authorization"})
@@ -64,17 +66,30 @@ class ServerSpec:
     credential_map: dict[str, Any] = field(default_factory=dict)
 
 
+def _checked_url(url: str, param: str) -> str:
+    """A request-supplied URL that ``urlsplit`` (and later the HTTP client) can take apart."""
+    try:
+        _ = urlsplit(url).port  # raises on a malformed host or a bad port
+    except ValueError:
+        raise invalid(f"Invalid MCP server URL in '{param}': {url[:200]!r} cannot be parsed.", param) from None
+    return url
+
+
 def _transport_for(url: str, declared: Any = None) -> str:
     if declared in ("streamable_http", "sse", "stdio"):
         return str(declared)
     return "sse" if urlsplit(url).path.rstrip("/").endswith("/sse") else "streamable_http"
 
 
-def _str_map(value: Any, param: str) -> dict[str, str]:
+def _headers(value: Any, param: str) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise invalid(f"Invalid type for '{param}': expected an object of strings.", param, "invalid_type")
+    for key, item in value.items():
+        if not _HEADER_NAME.match(key) or not _HEADER_VALUE.match(item):
+            raise invalid(f"Invalid header in '{param}': {key[:40]!r} is not a header name with a printable ASCII "
+                          "value.", f"{param}.{key[:40]}")
     return dict(value)
 
 
@@ -116,12 +131,13 @@ def openai_server(tool: dict[str, Any], i: int) -> ServerSpec:
     if not isinstance(url, str) or not url:
         raise invalid(f"Missing required parameter: '{p}.server_url'.", f"{p}.server_url",
                       "missing_required_parameter")
-    headers = _str_map(tool.get("headers"), f"{p}.headers")
+    _checked_url(url, f"{p}.server_url")
+    headers = _headers(tool.get("headers"), f"{p}.headers")
     auth = tool.get("authorization")
     if auth is not None:
-        if not isinstance(auth, str):
-            raise invalid(f"Invalid type for '{p}.authorization': expected a string.", f"{p}.authorization",
-                          "invalid_type")
+        if not isinstance(auth, str) or not _HEADER_VALUE.match(auth):
+            raise invalid(f"Invalid type for '{p}.authorization': expected a string of printable ASCII "
+                          "characters.", f"{p}.authorization", "invalid_type")
         headers["Authorization"] = f"Bearer {auth}"
     _check_filter(tool.get("allowed_tools"), f"{p}.allowed_tools", approval=False)
     _check_filter(tool.get("require_approval"), f"{p}.require_approval", approval=True)
@@ -222,7 +238,7 @@ def reference_servers(raw: Any, registry: dict[str, dict[str, Any]]) -> list[Ser
             raise invalid(f"Invalid type for '{param}': expected a slug, a URL or an object.", param,
                           "invalid_type")
         if target.startswith(("http://", "https://")):
-            netloc = urlsplit(target).netloc
+            netloc = urlsplit(_checked_url(target, param)).netloc
             spec = ServerSpec(label=name or netloc, transport=_transport_for(target), url=target, param=param,
                               connection_names={n for n in (name, netloc, target) if n})
         elif _SLUG.match(target):
@@ -285,6 +301,9 @@ def apply_credentials(specs: list[ServerSpec], credentials: list[Credential], pa
                           "'mcp_servers'.", f"{p}.connection_name")
         for spec in targets:
             _apply(spec, cred.values, p)
+            if not all(_HEADER_VALUE.match(v) for v in spec.headers.values()):
+                raise invalid(f"'{p}.values' holds a value that cannot be sent in an HTTP header (printable "
+                              "ASCII only).", f"{p}.values")
 
 
 def _apply(spec: ServerSpec, values: dict[str, str], param: str) -> None:
