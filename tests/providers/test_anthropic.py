@@ -157,11 +157,12 @@ async def test_function_call_output_round_trip(provider: AnthropicProvider, fake
 async def test_thinking_and_round_trip(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
     events = await collect(provider, req(user("think hard"), reasoning={"effort": "medium"}))
     assert events[:4] == [ReasoningDelta("Let me "), ReasoningDelta("think."),
-                          ReasoningDone(encrypted_content=SIGNATURE), TextDelta("Done thinking.")]
+                          ReasoningDone(encrypted_content=f"anthropic:{SIGNATURE}"), TextDelta("Done thinking.")]
     assert fake.last["thinking"] == {"type": "enabled", "budget_tokens": 4096}
     assert fake.last["max_tokens"] > 4096
 
-    reasoning = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": SIGNATURE,
+    state = f"anthropic:{SIGNATURE}"  # as the first turn emitted it
+    reasoning = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": state,
                  "content": [{"type": "reasoning_text", "text": "Let me think."}]}
     answer = {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Done."}]}
     await collect(provider, req(user("think hard"), reasoning, answer, user("again"),
@@ -173,15 +174,18 @@ async def test_thinking_and_round_trip(provider: AnthropicProvider, fake: FakeAn
 
 async def test_redacted_thinking_still_yields_a_reasoning_item(provider: AnthropicProvider) -> None:
     events = await collect(provider, req(user("redacted please"), reasoning={"effort": "low"}))
-    assert events[:3] == [ReasoningDelta(""), ReasoningDone(encrypted_content="redacted:QUJD"),
+    assert events[:3] == [ReasoningDelta(""), ReasoningDone(encrypted_content="anthropic:redacted:QUJD"),
                           TextDelta("ok")]
 
 
-def test_unsigned_reasoning_dropped_and_redacted_round_trip() -> None:
+def test_foreign_reasoning_dropped_and_redacted_round_trip() -> None:
+    thought = [{"type": "reasoning_text", "text": "from another model"}]
     body = build_body(req(
         user("x"),
         {"type": "reasoning", "summary": [{"type": "summary_text", "text": "from another model"}]},
-        {"type": "reasoning", "summary": [], "encrypted_content": "redacted:QUJD"},
+        {"type": "reasoning", "summary": [], "content": thought, "encrypted_content": "openai:rs_9:gAAAenc"},
+        {"type": "reasoning", "summary": [], "content": thought, "encrypted_content": SIGNATURE},  # untagged
+        {"type": "reasoning", "summary": [], "encrypted_content": "anthropic:redacted:QUJD"},
         {"role": "assistant", "content": "y"}))
     assert body["messages"][1]["content"] == [{"type": "redacted_thinking", "data": "QUJD"},
                                               {"type": "text", "text": "y"}]

@@ -63,7 +63,11 @@ async def test_input_items_drop_ids_and_unresolvable_reasoning(responses: Provid
         {"type": "message", "id": "msg_ours", "role": "user", "content": "hi"},
         {"type": "reasoning", "id": "rs_a", "summary": [], "content": [{"type": "reasoning_text", "text": "x"}]},
         {"type": "reasoning", "id": "rs_b", "summary": [{"type": "summary_text", "text": "s"}],
-         "encrypted_content": "enc"},
+         "encrypted_content": "openai:rs_up:enc"},
+        {"type": "reasoning", "id": "rs_c", "summary": [], "encrypted_content": "openai::enc-no-id"},
+        {"type": "reasoning", "id": "rs_d", "summary": [], "encrypted_content": "anthropic:c2lnbmF0dXJl",
+         "content": [{"type": "reasoning_text", "text": "claude thought"}]},
+        {"type": "reasoning", "id": "rs_e", "summary": [], "encrypted_content": "untagged-legacy"},
         {"type": "function_call", "id": "fc_ours", "call_id": "c1", "name": "get_weather", "arguments": "{}"},
         {"type": "function_call_output", "id": "fco_ours", "call_id": "c1", "output": "sunny"},
         {"type": "mcp_list_tools", "id": "mcpl_1", "server_label": "x", "tools": []},
@@ -73,13 +77,30 @@ async def test_input_items_drop_ids_and_unresolvable_reasoning(responses: Provid
     body = responses_fake.last
     assert body["input"] == [
         {"type": "message", "role": "user", "content": "hi"},
-        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "s"}], "id": "rs_b",
+        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "s"}], "id": "rs_up",
          "encrypted_content": "enc"},
+        {"type": "reasoning", "summary": [], "encrypted_content": "enc-no-id"},
         {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{}"},
         {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
         {"type": "message", "role": "user", "content": "again"},
     ]
     assert body["include"] == ["reasoning.encrypted_content"]
+
+
+async def test_own_reasoning_round_trips_exactly(responses: Provider, responses_fake: FakeResponses) -> None:
+    """The upstream's own item id and encrypted content go back as it issued
+    them, whatever id Responsa gave the item."""
+    events = await collect(responses, user("think", reasoning={"effort": "low"}))
+    (done,) = [e for e in events if isinstance(e, ReasoningDone)]
+    reasoning = {"type": "reasoning", "id": "rs_responsa", "encrypted_content": done.encrypted_content,
+                 "summary": [{"type": "summary_text", "text": "Plan first.\n\nThen answer."}]}
+    answer = {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Thought done."}]}
+    await collect(responses, ModelRequest(model="o-fake", items=[
+        {"type": "message", "role": "user", "content": "think"}, reasoning, answer,
+        {"type": "message", "role": "user", "content": "more"}]))
+    sent = responses_fake.last["input"][1]
+    assert (sent["type"], sent["id"], sent["encrypted_content"]) == ("reasoning", "rs_0", "enc-opaque-state")
+    assert "rs_responsa" not in orjson.dumps(responses_fake.last).decode()
 
 
 async def test_parallel_tool_calls(responses: Provider) -> None:
@@ -101,9 +122,10 @@ async def test_reasoning_summary_and_encrypted_content(responses: Provider,
     assert body["include"] == ["message.output_text.logprobs", "reasoning.encrypted_content"]
     summary = "".join(e.text for e in events if isinstance(e, ReasoningDelta) and e.summary)
     assert summary == "Plan first.\n\nThen answer."
-    assert [e for e in events if isinstance(e, ReasoningDone)] == [ReasoningDone("enc-opaque-state")]
+    done = ReasoningDone("openai:rs_0:enc-opaque-state")
+    assert [e for e in events if isinstance(e, ReasoningDone)] == [done]
     assert text_of(events) == "Thought done."
-    done_at = events.index(ReasoningDone("enc-opaque-state"))
+    done_at = events.index(done)
     assert all(isinstance(e, ReasoningDelta) for e in events[:done_at])
 
 

@@ -20,6 +20,7 @@ import orjson
 
 from responsa.config import ProviderConfig
 from responsa.providers._http import HTTPProvider
+from responsa.providers._reasoning import tag, untag
 from responsa.providers.base import (
     Capabilities,
     Finish,
@@ -46,8 +47,9 @@ JSON_TOOL = "json_output"
 streamed back to the client as output text."""
 
 _BUDGETS = {"minimal": 1024, "low": 1024, "medium": 4096, "high": 16384, "xhigh": 32768}
+_FAMILY = "anthropic"
 _REDACTED = "redacted:"
-"""Prefix marking ``encrypted_content`` as a redacted_thinking payload; signatures
+"""Prefix marking our (untagged) state as a redacted_thinking payload; signatures
 are base64 and never contain ':', so the two cannot be confused."""
 
 _FINISH: dict[str, FinishReason] = {
@@ -145,8 +147,10 @@ def _text_of(content: Any) -> str:
 
 def _thinking_block(item: Item) -> Json | None:
     """Only reasoning Anthropic produced (it carries a signature) can go back:
-    the API verifies the signature against the thinking text."""
-    sig = item.get("encrypted_content")
+    the API verifies the signature against the thinking text, so reasoning from
+    another family is dropped whole (an unsigned thinking block is rejected, and
+    its text as plain assistant text would put words in the model's mouth)."""
+    sig = untag(_FAMILY, item.get("encrypted_content"))
     if not sig:
         return None
     if sig.startswith(_REDACTED):
@@ -371,7 +375,8 @@ class _Translator:
             # The engine opens a reasoning item on its first delta; a block with
             # no visible text (redacted) still needs one to carry its payload.
             opened: list[ModelEvent] = [] if block.emitted else [ReasoningDelta("")]
-            return [*opened, ReasoningDone(encrypted_content=block.signature or None)]
+            state = tag(_FAMILY, block.signature) if block.signature else None
+            return [*opened, ReasoningDone(encrypted_content=state)]
         if block.type == "tool_use" and not block.emitted:
             return [self._args(block, "{}")]
         return []

@@ -4,6 +4,13 @@ Responsa keeps conversation state itself, so every call is ``store: false``
 with the full context as ``input``. That has two consequences handled here:
 upstream never sees ids it did not issue (they would be looked up and fail),
 and reasoning survives between turns only as ``encrypted_content``.
+
+Reasoning state is emitted as ``openai:<upstream item id>:<encrypted>``
+(see ``_reasoning``): the upstream's own ``rs_`` id travels inside the state,
+so the item goes back exactly as upstream issued it (id + encrypted content)
+while Responsa's own reasoning ids never leave. Reasoning from any other
+family (or untagged) is dropped: its state would be rejected, and a reasoning
+item cannot carry plain text under ``store: false``.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from typing import Any
 
 from responsa.config import ProviderConfig
 from responsa.providers._http import HTTPProvider, upstream_error
+from responsa.providers._reasoning import tag, untag
 from responsa.providers.base import (
     Capabilities,
     Finish,
@@ -34,6 +42,7 @@ from responsa.providers.registry import register
 Json = dict[str, Any]
 
 _ENCRYPTED = "reasoning.encrypted_content"
+_FAMILY = "openai"
 _PASSTHROUGH = frozenset({"message", "function_call", "function_call_output"})
 
 
@@ -80,16 +89,16 @@ def build_body(req: ModelRequest) -> Json:
 
 def _input(items: list[Item]) -> list[Item]:
     """Ids are Responsa's, unknown upstream, so they are stripped; reasoning
-    without ``encrypted_content`` (e.g. from another provider) cannot be
-    resolved under ``store: false`` and is dropped, as are item types only
-    Responsa itself understands."""
+    without this family's state cannot be resolved under ``store: false`` and
+    is dropped, as are item types only Responsa itself understands."""
     out: list[Item] = []
     for item in items:
         kind = item.get("type", "message")
         if kind == "reasoning":
-            if item.get("encrypted_content"):
+            upstream_id, _, encrypted = (untag(_FAMILY, item.get("encrypted_content")) or "").partition(":")
+            if encrypted:
                 out.append({"type": "reasoning", "summary": item.get("summary") or [],
-                            **{k: item[k] for k in ("id", "encrypted_content") if k in item}})
+                            **({"id": upstream_id} if upstream_id else {}), "encrypted_content": encrypted})
         elif kind in _PASSTHROUGH:
             out.append({"type": kind, **{k: v for k, v in item.items() if k not in ("id", "type")}})
     return out
@@ -134,7 +143,8 @@ class _Decoder:
 
     def _item_done(self, index: int, item: Json) -> Iterator[ModelEvent]:
         if item.get("type") == "reasoning":
-            yield ReasoningDone(item.get("encrypted_content"))
+            encrypted = item.get("encrypted_content")
+            yield ReasoningDone(tag(_FAMILY, f"{item.get('id') or ''}:{encrypted}") if encrypted else None)
         elif item.get("type") == "function_call" and index not in self.args_seen and item.get("arguments"):
             # Some proxies only send the finished call, never argument deltas.
             yield ToolCallDelta(index, item["arguments"])
