@@ -251,3 +251,50 @@ def _image_of(wire: str, parts: list[Json]) -> str:
         return image["image_url"]  # type: ignore[no-any-return]
     source = image["source"]
     return f"data:{source['media_type']};{source['type']},{source['data']}"
+
+
+
+# --- switching provider mid-chain ---------------------------------------------------
+
+NATIVE, CLAUDE = TARGETS[1], TARGETS[2]
+
+
+def _reasoning_blocks(wire: str, body: Json) -> list[Json]:
+    """Reasoning an upstream request carries back: Responses reasoning items or
+    Anthropic thinking blocks."""
+    if wire == "responses":
+        return [i for i in body["input"] if i["type"] == "reasoning"]
+    return [b for m in body["messages"] for b in m["content"] if b["type"] in ("thinking", "redacted_thinking")]
+
+
+@pytest.mark.parametrize(("thinker", "other"), [(NATIVE, CLAUDE), (CLAUDE, NATIVE)], ids=str)
+def test_reasoning_state_only_returns_to_its_provider(client: OpenAI, fakes: dict[str, Fake], thinker: Target,
+                                                      other: Target) -> None:
+    """Reasoning state is opaque to every upstream but the one that issued it:
+    another upstream would reject it with a 400, so it must never be sent
+    there, yet it must still come back intact when the chain returns."""
+    assert thinker.wire is not None and other.wire is not None
+    prompt = "think hard" if thinker is CLAUDE else "think"
+    first = create(client, thinker, input=prompt, reasoning={"effort": "low"})
+    (reasoning,) = [i for i in stored(client, first.id)["output"] if i["type"] == "reasoning"]
+    family, _, opaque = reasoning["encrypted_content"].partition(":")
+    assert family == ("anthropic" if thinker is CLAUDE else "openai")
+    secret = opaque.rsplit(":", 1)[-1]  # openai state is "<upstream id>:<encrypted>"
+
+    second = create(client, other, input="Hello again.", previous_response_id=first.id)
+    assert second.status == "completed" and "Hello again." in second.output_text
+    body = upstream(fakes, other)
+    assert _reasoning_blocks(other.wire, body) == []
+    assert secret not in json.dumps(body) and reasoning["id"] not in json.dumps(body)
+    assert conversation(other.wire, body) == [("user", prompt), ("assistant", first.output_text),
+                                              ("user", "Hello again.")]
+
+    third = create(client, thinker, input="And now?", previous_response_id=second.id)
+    assert third.status == "completed"
+    body = upstream(fakes, thinker)
+    (back,) = _reasoning_blocks(thinker.wire, body)
+    if thinker is NATIVE:  # upstream's own item id and encrypted content, as it issued them
+        assert (back["id"], back["encrypted_content"]) == ("rs_0", "enc-opaque-state")
+    else:
+        assert (back["thinking"], back["signature"]) == ("Let me think.", secret)
+    assert reasoning["id"] not in json.dumps(body)
