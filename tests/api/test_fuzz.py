@@ -198,7 +198,15 @@ def _tool_bodies() -> Iterator[tuple[str, Any]]:
     for flt in filters:
         yield f"require_approval={short(flt)}", {**BASE, "tools": [{**MCP_TOOL, "require_approval": flt}]}
         yield f"allowed_tools={short(flt)}", {**BASE, "tools": [{**MCP_TOOL, "allowed_tools": flt}]}
-    for url in ("ftp://x", "http://", "http://[::1", "http://10.0.0.1/", "https://exa mple.com", "http://\u0000/"):
+    listing = ITEMS["mcp_list_tools"][0]
+    for case, tool in mutations({"name": "t", "description": "d", "input_schema": {"type": "object"},
+                                 "annotations": {"readOnlyHint": True}}):
+        # A replayed listing for the request's own server is reused, not fetched again.
+        yield f"replayed mcp_list_tools.tools[0].{case}", {
+            "model": "test/echo", "tools": [{**MCP_TOOL, "server_label": "s"}],
+            "input": [{**listing, "tools": [tool]}, {"role": "user", "content": "hi"}]}
+    for url in ("ftp://x", "http://x:abc/", "http://x:99999/", "http://", "http://[::1", "http://10.0.0.1/",
+                "https://exa mple.com", "http://\u0000/"):
         yield f"server_url={url!r}", {**BASE, "tools": [{**MCP_TOOL, "server_url": url}]}
 
 
@@ -553,3 +561,56 @@ def test_random_json_bodies(shared_http: httpx.Client, params: dict[str, Any], i
         body.pop("background", None)  # background turns outlive the example; covered above
         bad = problem(shared_http.post(path, json=body), f"POST {path} {json.dumps(body)[:300]}")
         assert bad is None, bad
+
+
+# -- what the fuzzing found: each now a 400 that names the param -------------
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"input": [{"role": "user", "content": "x", "id": 5}]}, "input[0].id"),
+    ({"input": [{"role": "user", "content": "x", "status": ["done"]}]}, "input[0].status"),
+    ({"input": [{"type": "reasoning", "id": {"a": 1}, "summary": []}]}, "input[0].id"),
+    ({"input": [{"type": "reasoning", "summary": [1]}]}, "input[0].summary[0]"),
+    ({"input": [{"type": "reasoning", "summary": [], "content": True}]}, "input[0].content"),
+    ({"input": [{"type": "reasoning", "summary": [], "content": [{"type": "reasoning_text", "text": 5}]}]},
+     "input[0].content[0].text"),
+    ({"input": [{"type": "compaction", "id": 2**63, "encrypted_content": "x"}]}, "input[0].id"),
+    ({"tools": [FUNCTION], "tool_choice": {"type": "function", "name": ["f"]}}, "tool_choice.name"),
+    ({"tools": [FUNCTION], "tool_choice": {"type": "allowed_tools", "tools": [{"name": {}}]}}, "tool_choice.tools[0]"),
+    ({"tools": [{**FUNCTION, "parameters": {"$ref": "#/nowhere"}}]}, "tools[0].parameters"),
+    ({"tools": [{**FUNCTION, "parameters": {"$ref": "#"}}]}, "tools[0].parameters"),
+    ({"text": {"format": {"type": "json_schema", "name": "n", "strict": True, "schema": {"$ref": "#/x"}}}},
+     "text.format.schema"),
+    ({"tools": [{**MCP_TOOL, "server_url": "http://[::1"}]}, "tools[0].server_url"),
+    ({"tools": [{**MCP_TOOL, "server_url": "http://x:99999/"}]}, "tools[0].server_url"),
+    ({"mcp_servers": "http://x:abc/"}, "mcp_servers"),
+    ({"tools": [{**MCP_TOOL, "headers": {"k": "v\r\nX-Injected: 1"}}]}, "tools[0].headers.k"),
+    ({"tools": [{**MCP_TOOL, "authorization": "\u00e9"}]}, "tools[0].authorization"),
+    ({"mcp_servers": "https://example.invalid/mcp", "credentials": {"connection_name": "example.invalid",
+                                                                    "values": {"token": "\u00e9"}}},
+     "credentials.values"),
+    ({"prompt": {"id": "p", "version": "²"}}, "prompt.version"),
+    ({"prompt": {"id": "p", "version": 2**63}}, "prompt.version"),
+    ({"text": {"junk": 1}}, "text.junk"),
+    ({"text": {"verbosity": "loud"}}, "text.verbosity"),
+    ({"text": {"format": {"type": "text", "name": "n"}}}, "text.format.name"),
+    ({"text": {"format": {"type": "json_schema", "name": "n", "schema": {}, "strict": "yes"}}}, "text.format.strict"),
+    ({"reasoning": {"junk": 1}}, "reasoning.junk"),
+])
+def test_found_cases_name_the_param(http: httpx.Client, body: dict[str, Any], param: str) -> None:
+    r = http.post("/v1/responses", json={**BASE, **body})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param
+
+
+@pytest.mark.parametrize(("path", "query", "param"), [
+    ("/v1/prompts", {"limit": "²"}, "limit"),
+    ("/v1/prompts/p", {"version": "²"}, "version"),
+    ("/v1/prompts/p", {"version": "99999999999999999999999"}, "version"),
+    ("/v1/responses/{rid}", {"stream": "true", "starting_after": "--1"}, "starting_after"),
+    ("/v1/responses/{rid}", {"stream": "true", "starting_after": "²"}, "starting_after"),
+])
+def test_found_query_cases_name_the_param(http: httpx.Client, path: str, query: dict[str, str], param: str) -> None:
+    rid = http.post("/v1/responses", json=BASE).json()["id"]
+    r = http.get(path.format(rid=rid), params=query)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param

@@ -25,6 +25,14 @@ INCLUDE_VALUES = frozenset({
 # Values a client may ask for but whose tools this server does not offer; the
 # data they name can therefore never be present, so asking is harmless.
 _TEXT_FORMATS = ("text", "json_object", "json_schema")
+_TEXT_KEYS = frozenset({"format", "verbosity"})
+_FORMAT_KEYS = frozenset({"type", "name", "schema", "strict", "description"})
+_REASONING_KEYS = frozenset({"effort", "summary", "generate_summary"})
+
+
+def _no_unknown(value: dict[str, Any], known: frozenset[str], param: str) -> None:
+    if unknown := sorted(set(value) - known):
+        raise invalid(f"Unknown parameter: '{param}.{unknown[0]}'.", f"{param}.{unknown[0]}", "unknown_parameter")
 
 
 class CreateResponse(BaseModel):
@@ -84,19 +92,26 @@ class CreateResponse(BaseModel):
     def _text(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
         if not v:
             return v
+        _no_unknown(v, _TEXT_KEYS, "text")
         fmt = v.get("format")
-        if fmt is None:
-            return v
-        if not isinstance(fmt, dict) or fmt.get("type") not in _TEXT_FORMATS:
+        if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") not in _TEXT_FORMATS):
             raise invalid("Invalid value for 'text.format.type': supported values are 'text', "
                           "'json_object' and 'json_schema'.", "text.format.type")
-        if fmt["type"] == "json_schema":
+        if fmt is not None:
+            _no_unknown(fmt, _FORMAT_KEYS if fmt["type"] == "json_schema" else frozenset({"type"}), "text.format")
+        if fmt is not None and fmt["type"] == "json_schema":
             if not isinstance(fmt.get("name"), str) or not fmt["name"]:
                 raise invalid("Missing required parameter: 'text.format.name'.", "text.format.name",
                               "missing_required_parameter")
             if not isinstance(fmt.get("schema"), dict):
                 raise invalid("Missing required parameter: 'text.format.schema' (a JSON schema object).",
                               "text.format.schema", "missing_required_parameter")
+            if not isinstance(fmt.get("strict", False), bool | None):
+                raise invalid("Invalid type for 'text.format.strict': expected a boolean.", "text.format.strict",
+                              "invalid_type")
+            if not isinstance(fmt.get("description", ""), str | None):
+                raise invalid("Invalid type for 'text.format.description': expected a string.",
+                              "text.format.description", "invalid_type")
         verbosity = v.get("verbosity")
         if verbosity is not None and verbosity not in ("low", "medium", "high"):
             raise invalid("Invalid value for 'text.verbosity': supported values are 'low', 'medium' "
@@ -108,6 +123,7 @@ class CreateResponse(BaseModel):
     def _reasoning(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
         if not v:
             return v
+        _no_unknown(v, _REASONING_KEYS, "reasoning")
         effort = v.get("effort")
         if effort is not None and effort not in ("none", "minimal", "low", "medium", "high", "xhigh"):
             raise invalid(f"Invalid value for 'reasoning.effort': {effort!r}. Supported values are: "

@@ -58,11 +58,22 @@ def _call(raw: dict[str, Any], param: str) -> Item:
     return item
 
 
+_LISTED_TOOL_FIELDS = (("description", str), ("input_schema", dict), ("annotations", dict))
+
+
 def _list_tools(raw: dict[str, Any], param: str) -> Item:
+    """A replayed listing is reused instead of listing the server again, so
+    its tools are checked as strictly as a server's answer would be used."""
     tools = raw.get("tools")
     if not isinstance(tools, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tools):
         raise invalid(f"Invalid value for '{param}.tools': expected an array of tools with names.",
                       f"{param}.tools")
+    for i, tool in enumerate(tools):
+        for key, kind in _LISTED_TOOL_FIELDS:
+            if tool.get(key) is not None and not isinstance(tool[key], kind):
+                raise invalid(f"Invalid type for '{param}.tools[{i}].{key}': expected "
+                              f"{'a string' if kind is str else 'an object'}.", f"{param}.tools[{i}].{key}",
+                              "invalid_type")
     return {"type": "mcp_list_tools", "id": _text(raw, "id", param), "server_label": _text(raw, "server_label", param),
             "tools": tools, "error": raw.get("error")}
 
