@@ -552,7 +552,7 @@ def shared_http(server: str) -> Iterator[httpx.Client]:
         yield c
 
 
-@settings(max_examples=60, derandomize=True, deadline=None, database=None,
+@settings(max_examples=40, derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(params=st.dictionaries(_KEYS, _JSON, max_size=4), items=st.lists(_ITEM, max_size=3))
 def test_random_json_bodies(shared_http: httpx.Client, params: dict[str, Any], items: list[Any]) -> None:
