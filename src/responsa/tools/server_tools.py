@@ -80,6 +80,7 @@ class McpToolset:
         self._exposed: dict[tuple[str, str], str] = {}
         self._definitions: list[dict[str, Any]] = []
         self._response: dict[str, Any] = {}
+        self._results: dict[str, dict[str, Any]] = {}
 
     # -- the ServerTools protocol -------------------------------------------
 
@@ -140,6 +141,7 @@ class McpToolset:
         if not self._parallel or len(calls) == 1:
             for index, item in calls:
                 await self._call(item)
+                self._record(item)
                 for ev in builder.finish_server_call(index, item):
                     yield ev
             return
@@ -147,6 +149,7 @@ class McpToolset:
         try:
             for (index, item), task in zip(calls, tasks, strict=True):
                 await task
+                self._record(item)
                 for ev in builder.finish_server_call(index, item):
                     yield ev
         finally:
@@ -249,10 +252,17 @@ class McpToolset:
         item["error"] = error
         item["status"] = "failed" if error else "completed"
         shown = output if error is None else error.get("message") or mcp_items.content_text(error.get("content", []))
-        self._response["mcp_tool_results"].append({
+        self._results[item["id"]] = {
             "server_name": item["server_label"], "tool_name": item["name"],
             "arguments": args if isinstance(args, dict) else {}, "result": shown, "is_error": error is not None,
-            "duration_ms": int((time.monotonic() - started) * 1000)})
+            "duration_ms": int((time.monotonic() - started) * 1000)}
+
+    def _record(self, item: Item) -> None:
+        """Summarise a finished call on the Response, in call order (not the
+        order parallel calls happened to finish in)."""
+        result = self._results.pop(item["id"])
+        self._response["mcp_tool_results"].append(result)
+        error = item.get("error")
         if error is None or error["type"] == "mcp_tool_execution_error":
             self._response["tools_executed"].append(item["name"])
 
