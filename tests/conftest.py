@@ -3,6 +3,7 @@ SQLite file store, deterministic test model) shared by the session."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from openai import OpenAI
 from responsa.api.app import create_app
 from responsa.config import load_settings
 from tests.helpers import serve_in_thread
+
+# The embedded model's llama.cpp threads spin-wait on each other: with the
+# test servers, fakes and MCP servers sharing two cores, one thread is the
+# fast and predictable choice (inherited by servers tests start as processes).
+os.environ.setdefault("RESPONSA_LOCAL_THREADS", "1")
 
 
 @pytest.fixture(scope="session")
