@@ -235,6 +235,9 @@ def test_idempotency_key_returns_first_response(http: httpx.Client) -> None:
     events, _ = parse_sse(c.content)
     validate_stream(events)
     assert events[-1]["response"]["id"] == a.json()["id"]
+    other = http.post("/v1/responses", json={"model": "test/echo", "input": "something else"},
+                      headers={"idempotency-key": key})
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
 
 
 def test_tenants_are_isolated(server: str, http: httpx.Client) -> None:

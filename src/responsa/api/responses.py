@@ -48,9 +48,19 @@ async def _prepend(first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Ev
         yield ev
 
 
-async def _wait_for(request: Request, tenant: str, response_id: str) -> dict[str, Any]:
-    """The result of an earlier request with the same idempotency key."""
+def _content(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+
+
+async def _wait_for(request: Request, tenant: str, response_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The result of an earlier request with the same idempotency key, which
+    must have been the same request: a key reused for a different one is a
+    client bug that silently returning the old response would hide. How it
+    is delivered (``stream``) may differ: the key names the response."""
     st = state(request)
+    if _content(await st.store.get_request(tenant, response_id) or {}) != _content(body):
+        raise APIError("This Idempotency-Key was already used for a different request; use a new key.",
+                       status=409, code="idempotency_key_reused")
     deadline = time.monotonic() + IDEMPOTENCY_WAIT_S
     while True:
         found = await st.store.get_response(tenant, response_id)
@@ -88,7 +98,7 @@ async def _create_background(request: Request, st: AppState, tenant: str, prep: 
     try:
         queued = await st.runner.submit(tenant, prep, idempotency_key=idem)
     except IdempotencyConflict as dup:
-        queued = await _wait_for(request, tenant, dup.response_id)
+        queued = await _wait_for(request, tenant, dup.response_id, prep.request_json)
     if stream:
         return _stream(st.runner.follow(tenant, queued["id"], -1))
     return json_response(queued)
@@ -107,7 +117,7 @@ async def create(request: Request) -> Response:
     try:
         first = await anext(events)
     except IdempotencyConflict as dup:
-        earlier = await _wait_for(request, tenant, dup.response_id)
+        earlier = await _wait_for(request, tenant, dup.response_id, prep.request_json)
         if req.stream:
             return _stream(_replayed(replay(earlier)))
         if earlier["status"] == "failed":
