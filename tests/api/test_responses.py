@@ -254,3 +254,24 @@ def test_tenants_are_isolated(server: str, http: httpx.Client) -> None:
 def test_models_list(client: OpenAI) -> None:
     ids = [m.id for m in client.models.list()]
     assert "test/echo" in ids
+
+
+def test_client_disconnect_mid_stream_leaves_a_failed_record(server: str, http: httpx.Client) -> None:
+    import time
+
+    body = {"model": "test/echo", "input": "[[long:300]] [[delay:20]]", "stream": True}
+    auth = {"authorization": "Bearer test-key"}  # the `http` fixture's tenant
+    with httpx.Client(base_url=server, headers=auth, timeout=30) as c, \
+            c.stream("POST", "/v1/responses", json=body) as r:
+        lines = r.iter_lines()
+        created = next(json.loads(line[6:]) for line in lines if line.startswith("data: "))
+        rid = created["response"]["id"]
+        for _, _line in zip(range(20), lines, strict=False):
+            pass
+    assert http.get(f"/v1/responses/{rid}").json()["status"] in ("in_progress", "failed")
+    deadline = time.monotonic() + 10
+    while (stored := http.get(f"/v1/responses/{rid}").json())["status"] == "in_progress":
+        assert time.monotonic() < deadline, "a dropped stream must not stay in_progress"
+        time.sleep(0.1)
+    validate_response(stored)
+    assert stored["status"] == "failed" and stored["error"]["code"] == "client_disconnected"
