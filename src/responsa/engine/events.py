@@ -79,11 +79,6 @@ class EventBuilder:
         self.output.append(item)
         return index, self.event("response.output_item.added", output_index=index, item=dict(item))
 
-    def add_item(self, item: dict[str, Any]) -> list[Event]:
-        """A complete item produced outside the model (e.g. by a server-side tool)."""
-        index, events = self.open_item(item)
-        return [*events, self.finish_item(index, item)]
-
     def open_item(self, item: dict[str, Any]) -> tuple[int, list[Event]]:
         """Start an item produced outside the model; ``finish_item`` ends it."""
         events = self.close_open()

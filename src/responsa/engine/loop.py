@@ -73,12 +73,6 @@ class Turn:
     """Set when the turn failed: the HTTP status and error type to report."""
 
 
-class TurnFailed(Exception):
-    def __init__(self, error: m.ProviderError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
 async def _model_step(turn: Turn, req: m.ModelRequest) -> AsyncIterator[m.ModelEvent]:
     """Stream one model call, falling back to the next candidate on a
     retryable failure, but only while nothing has been emitted yet."""
