@@ -139,4 +139,18 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         s.mcp_allow_private.extend(h.strip() for h in v.split(",") if h.strip())
     for key, value in overrides.items():
         setattr(s, key, value)
+    explicit = "default_model" in s.raw or "RESPONSA_DEFAULT_MODEL" in env or "default_model" in overrides
+    if not explicit:
+        s.default_model = _default_model(s.providers)
     return s
+
+
+def _default_model(providers: dict[str, ProviderConfig]) -> str:
+    """Unless told otherwise, a server with an upstream key answers with that
+    upstream (bare names like ``gpt-4o`` go there too); without one, with the
+    embedded model, so ``responsa serve`` works offline out of the box."""
+    if "openai" in providers:
+        return "openai/gpt-4o-mini"
+    if "anthropic" in providers:
+        return "anthropic/claude-sonnet-4-5"
+    return "local/smollm2"
