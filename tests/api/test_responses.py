@@ -275,3 +275,17 @@ def test_client_disconnect_mid_stream_leaves_a_failed_record(server: str, http: 
         time.sleep(0.1)
     validate_response(stored)
     assert stored["status"] == "failed" and stored["error"]["code"] == "client_disconnected"
+
+
+def test_encrypted_reasoning_only_when_included(http: httpx.Client) -> None:
+    plain = create(http, input="[[reasoning:secret plan]] hi")
+    reasoning = plain["output"][0]
+    assert reasoning["type"] == "reasoning" and "encrypted_content" not in reasoning
+    events = stream(http, input="[[reasoning:secret plan]] hi")
+    assert "encrypted_content" not in json.dumps(events)
+    rid = plain["id"]
+    assert "encrypted_content" not in http.get(f"/v1/responses/{rid}").json()["output"][0]
+    kept = http.get(f"/v1/responses/{rid}", params={"include[]": "reasoning.encrypted_content"}).json()
+    assert kept["output"][0]["encrypted_content"] == "test:secret plan"  # stored for the chain all along
+    asked = create(http, input="[[reasoning:secret plan]] hi", include=["reasoning.encrypted_content"])
+    assert asked["output"][0]["encrypted_content"] == "test:secret plan"

@@ -107,8 +107,9 @@ def stream(client: OpenAI, target: Target, **body: Any) -> list[Json]:
     return events
 
 
-def stored(client: OpenAI, response_id: str) -> Json:
-    raw: Json = client.responses.with_raw_response.retrieve(response_id).http_response.json()
+def stored(client: OpenAI, response_id: str, include: list[str] | None = None) -> Json:
+    retrieve = client.responses.with_raw_response.retrieve
+    raw: Json = (retrieve(response_id, include=include) if include else retrieve(response_id)).http_response.json()
     validate_response(raw)
     return raw
 
@@ -276,7 +277,8 @@ def test_reasoning_state_only_returns_to_its_provider(client: OpenAI, fakes: dic
     assert thinker.wire is not None and other.wire is not None
     prompt = "think hard" if thinker is CLAUDE else "think"
     first = create(client, thinker, input=prompt, reasoning={"effort": "low"})
-    (reasoning,) = [i for i in stored(client, first.id)["output"] if i["type"] == "reasoning"]
+    kept = stored(client, first.id, ["reasoning.encrypted_content"])
+    (reasoning,) = [i for i in kept["output"] if i["type"] == "reasoning"]
     family, _, opaque = reasoning["encrypted_content"].partition(":")
     assert family == ("anthropic" if thinker is CLAUDE else "openai")
     secret = opaque.rsplit(":", 1)[-1]  # openai state is "<upstream id>:<encrypted>"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 import orjson
@@ -23,6 +23,7 @@ from responsa.engine.replay import replay
 from responsa.engine.runner import execute
 from responsa.protocol.errors import APIError, invalid, not_found
 from responsa.protocol.request import parse_create, whole_number
+from responsa.protocol.response import visible
 from responsa.store.base import IdempotencyConflict
 
 IDEMPOTENCY_WAIT_S = 30.0
@@ -74,8 +75,21 @@ async def _wait_for(request: Request, tenant: str, response_id: str, body: dict[
         await asyncio.sleep(0.05)
 
 
-def _stream(events: AsyncIterator[Event]) -> StreamingResponse:
-    return StreamingResponse(sse.encode(events), media_type="text/event-stream", headers=sse.HEADERS)
+def _stream(events: AsyncIterator[Event], include: Collection[str]) -> StreamingResponse:
+    async def shown() -> AsyncIterator[Event]:
+        async for ev in events:
+            yield visible(ev, include)
+
+    return StreamingResponse(sse.encode(shown()), media_type="text/event-stream", headers=sse.HEADERS)
+
+
+def _show(response: dict[str, Any], include: Collection[str]) -> Response:
+    return json_response(visible(response, include))
+
+
+def _include(request: Request) -> list[str]:
+    """``include`` of a GET, in either array style clients send it."""
+    return [*request.query_params.getlist("include"), *request.query_params.getlist("include[]")]
 
 
 async def _replayed(events: list[Event]) -> AsyncIterator[Event]:
@@ -92,7 +106,7 @@ def repreparer(st: AppState) -> Reprepare:
 
 
 async def _create_background(request: Request, st: AppState, tenant: str, prep: Prepared,
-                             stream: bool) -> Response:
+                             stream: bool, include: list[str]) -> Response:
     """Returns at once (``queued``), or follows the job's events as they are stored."""
     idem = request.headers.get("idempotency-key")
     try:
@@ -100,8 +114,8 @@ async def _create_background(request: Request, st: AppState, tenant: str, prep: 
     except IdempotencyConflict as dup:
         queued = await _wait_for(request, tenant, dup.response_id, prep.request_json)
     if stream:
-        return _stream(st.runner.follow(tenant, queued["id"], -1))
-    return json_response(queued)
+        return _stream(st.runner.follow(tenant, queued["id"], -1), include)
+    return _show(queued, include)
 
 
 async def create(request: Request) -> Response:
@@ -110,8 +124,9 @@ async def create(request: Request) -> Response:
     req = parse_create(await json_body(request, st.settings.max_body_bytes))
     prep = await prepare(req, tenant=tenant, store=st.store, registry=st.registry,
                          default_model=st.settings.default_model, compaction_key=st.compaction_key)
+    include = req.include or []
     if req.background:
-        return await _create_background(request, st, tenant, prep, bool(req.stream))
+        return await _create_background(request, st, tenant, prep, bool(req.stream), include)
     idem = request.headers.get("idempotency-key") if prep.store else None
     events = execute(prep, st.store, tenant, idempotency_key=idem, deferred=not req.stream)
     try:
@@ -119,12 +134,12 @@ async def create(request: Request) -> Response:
     except IdempotencyConflict as dup:
         earlier = await _wait_for(request, tenant, dup.response_id, prep.request_json)
         if req.stream:
-            return _stream(_replayed(replay(earlier)))
+            return _stream(_replayed(replay(earlier)), include)
         if earlier["status"] == "failed":
             return _failed_status(earlier, None, None)
-        return json_response(earlier)
+        return _show(earlier, include)
     if req.stream:
-        return _stream(_prepend(first, events))
+        return _stream(_prepend(first, events), include)
     final: dict[str, Any] = first["response"]
     async for ev in events:
         if ev["type"] in TERMINAL:
@@ -132,7 +147,7 @@ async def create(request: Request) -> Response:
     failure = prep.turn.failure
     if final["status"] == "failed" and failure is not None:
         return _failed_status(final, failure.status, failure.type)
-    return json_response(final)
+    return _show(final, include)
 
 
 async def _stored(request: Request) -> tuple[AppState, str, str, dict[str, Any]]:
@@ -156,17 +171,17 @@ async def retrieve(request: Request) -> Response:
         if after is not None and after.startswith("-"):
             cursor = -cursor
         if found.get("background"):
-            return _stream(st.runner.follow(tenant, rid, cursor))
+            return _stream(st.runner.follow(tenant, rid, cursor), _include(request))
         events = [ev for ev in replay(found) if ev["sequence_number"] > cursor]
-        return _stream(_replayed(events))
-    return json_response(found)
+        return _stream(_replayed(events), _include(request))
+    return _show(found, _include(request))
 
 
 async def cancel(request: Request) -> Response:
     st, tenant, _, found = await _stored(request)
     if not found.get("background"):
         raise APIError("Only background responses can be cancelled.", param="response_id", code=None)
-    return json_response(await st.runner.cancel(tenant, found))
+    return _show(await st.runner.cancel(tenant, found), _include(request))
 
 
 async def delete(request: Request) -> Response:

@@ -33,6 +33,7 @@ from responsa.engine.runner import execute
 from responsa.protocol.errors import APIError, invalid
 from responsa.protocol.items import Item
 from responsa.protocol.request import parse_create
+from responsa.protocol.response import visible
 
 log = logging.getLogger("responsa.websocket")
 
@@ -109,7 +110,7 @@ class _Connection:
                     ev = {**ev, "sequence_number": ev["sequence_number"] - dropped}
                 if ev["type"] in TERMINAL:
                     self._finish(prev_id, ev["response"], [*history, *prep.turn.input_items])
-                await self.ws.send_text(orjson.dumps(ev).decode())
+                await self.ws.send_text(orjson.dumps(visible(ev, req.include or [])).decode())
         finally:
             await events.aclose()
 

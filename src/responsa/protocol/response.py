@@ -5,6 +5,7 @@ explicit ``null``, plus the extras the reference client reads (``created``,
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Any
 
 Response = dict[str, Any]
@@ -82,3 +83,35 @@ def new_response(
         "conversation_id": conversation_id,
         "prompt": params.get("prompt"),
     }
+
+
+_ENCRYPTED = "reasoning.encrypted_content"
+
+
+def _without_encrypted(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k != "encrypted_content"}
+
+
+def _hidden(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type") == "reasoning" and "encrypted_content" in item
+
+
+def visible(obj: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
+    """``obj`` (a Response or an event) as a client that did not ask for
+    ``reasoning.encrypted_content`` sees it: without it, as on OpenAI. The
+    store keeps it, so ``previous_response_id`` chains still round-trip the
+    upstream's reasoning state. Returns ``obj`` itself when nothing changes."""
+    if _ENCRYPTED in include:
+        return obj
+    out = obj
+    if _hidden(obj.get("item")):
+        out = {**out, "item": _without_encrypted(obj["item"])}
+    response = obj.get("response")
+    if isinstance(response, dict):
+        shown = visible(response, include)
+        if shown is not response:
+            out = {**out, "response": shown}
+    output = obj.get("output")
+    if isinstance(output, list) and any(_hidden(it) for it in output):
+        out = {**out, "output": [_without_encrypted(it) if _hidden(it) else it for it in output]}
+    return out

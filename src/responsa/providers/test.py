@@ -9,7 +9,8 @@ end to end without a network:
 - ``[[instructions]]``: answer with the instructions it received;
 - ``[[call:NAME {json}]]``: call tool NAME with those arguments (repeat the
   directive for parallel calls);
-- ``[[reasoning:TEXT]]``: think TEXT first (a reasoning item);
+- ``[[reasoning:TEXT]]``: think TEXT first (a reasoning item whose opaque
+  ``encrypted_content`` is ``test:TEXT``);
 - ``[[long:N]]``: answer with N words; ``[[delay:MS]]`` between deltas;
 - ``[[error]]`` / ``[[error:STATUS]]``: fail before the first byte;
   ``[[error-model:NAME]]``: fail that way only when called as model NAME
@@ -138,7 +139,7 @@ class TestProvider:
         for thought in directives.get("reasoning", []):
             for piece in _chunks(thought):
                 yield m.ReasoningDelta(piece)
-            yield m.ReasoningDone(encrypted_content=None)
+            yield m.ReasoningDone(encrypted_content=f"test:{thought}")  # opaque state, as upstreams send
 
         calls = [self._scripted_call(arg) for arg in directives.get("call", [])]
         if not calls and last.get("type") == "message" and last.get("role") == "user" \
