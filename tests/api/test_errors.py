@@ -104,3 +104,12 @@ def test_item_reference_resolves_stored_items(http: httpx.Client) -> None:
     r = http.post("/v1/responses", json=body)
     assert r.status_code == 200
     assert r.json()["output"][0]["content"][0]["text"].startswith("assistant: remember me")
+
+
+@pytest.mark.parametrize("key", ["model", "stream", "messages", "store", "tools"])
+def test_model_settings_cannot_override_what_the_server_builds(http: httpx.Client, key: str) -> None:
+    body = {"model": {"model": "test/echo", "settings": {key: "x"}}, "input": "x"}
+    e = err(http.post("/v1/responses", json=body), 400)
+    assert e["param"] == f"model.settings.{key}"
+    ok = http.post("/v1/responses", json={"model": {"model": "test/echo", "settings": {"seed": 7}}, "input": "x"})
+    assert ok.status_code == 200

@@ -37,6 +37,14 @@ class Prepared:
     store: bool
 
 
+# Upstream body keys the adapters own: ``settings`` are merged into the
+# upstream request last, so letting them through would let a client swap the
+# model, break the stream it is parsed from, or make the upstream store data.
+_RESERVED_SETTINGS = frozenset({"model", "messages", "input", "system", "stream", "stream_options", "store",
+                                "tools", "tool_choice", "instructions", "previous_response_id", "background",
+                                "conversation", "include"})
+
+
 def _model_candidates(req: CreateResponse, registry: Registry, default_model: str) -> tuple[str, list[Candidate]]:
     """The reference client's ``model`` forms: a string, ``{model, settings}``,
     or a list used as an ordered fallback chain."""
@@ -53,6 +61,10 @@ def _model_candidates(req: CreateResponse, registry: Registry, default_model: st
             settings = entry.get("settings") or {}
             if not isinstance(settings, dict):
                 raise invalid(f"'{param}.settings' must be an object.", f"{param}.settings", "invalid_type")
+            clash = sorted(_RESERVED_SETTINGS.intersection(settings))
+            if clash:
+                raise invalid(f"'{param}.settings.{clash[0]}' cannot be set: Responsa builds that part of the "
+                              "upstream request itself.", f"{param}.settings.{clash[0]}", "unsupported_parameter")
         else:
             name = entry
         if not isinstance(name, str) or not name:
