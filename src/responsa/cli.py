@@ -26,6 +26,38 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chat(args: argparse.Namespace) -> int:
+    """A terminal conversation over the Responses API: each line is a turn
+    chained with ``previous_response_id``, the answer streamed as it comes."""
+    from responsa.client import APIStatusError, Responsa, Response
+
+    client = Responsa(base_url=args.base_url, api_key=args.api_key)
+    previous: str | None = None
+    interactive = sys.stdin.isatty()
+    while True:
+        try:
+            line = input("> " if interactive else "")
+        except EOFError:
+            return 0
+        if not line.strip():
+            continue
+        try:
+            events = client.responses.create(model=args.model, input=line, previous_response_id=previous,
+                                             instructions=args.instructions, stream=True)
+            assert not isinstance(events, Response)
+            for event in events:
+                if event.type == "response.output_text.delta":
+                    print(getattr(event, "delta", ""), end="", flush=True)
+                elif event.response is not None and event.type in ("response.completed", "response.incomplete",
+                                                                   "response.failed"):
+                    previous = event.response.id
+                    if event.response.error:
+                        print(f"[{event.response.error.get('message')}]", end="")
+            print()
+        except APIStatusError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="responsa", description="A Responses API server for any model.")
     parser.add_argument("--version", action="version", version=f"responsa {__version__}")
@@ -38,9 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--model", help="default model, e.g. local/smollm2 or openai/gpt-4o-mini")
     serve.add_argument("--log-level", help="debug, info, warning, error")
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    chat = sub.add_parser("chat", help="talk to a server from the terminal (one line, one turn)")
+    chat.add_argument("--base-url", help="server URL (default $RESPONSA_BASE_URL or http://127.0.0.1:8080)")
+    chat.add_argument("--api-key", help="API key (default $RESPONSA_API_KEY)")
+    chat.add_argument("--model", help="model, e.g. local/smollm2 (default: the server's default)")
+    chat.add_argument("--instructions", help="system prompt for every turn")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "chat":
+        return _chat(args)
     return 2
 
 
