@@ -86,6 +86,30 @@ class Follower:
         self.queue.put_nowait(_LAGGED if pending == self.max_pending else event)
 
 
+class CancelWatchers:
+    """Flags that a ``cancel`` signal sets, by key; one registry serves the
+    in-process and the Redis fan-out alike."""
+
+    def __init__(self) -> None:
+        self._flags: dict[str, set[asyncio.Event]] = {}
+
+    def fire(self, key: str) -> None:
+        for flag in self._flags.get(key, ()):
+            flag.set()
+
+    @contextlib.asynccontextmanager
+    async def watch(self, key: str) -> AsyncIterator[asyncio.Event]:
+        flag = asyncio.Event()
+        self._flags.setdefault(key, set()).add(flag)
+        try:
+            yield flag
+        finally:
+            flags = self._flags.get(key, set())
+            flags.discard(flag)
+            if not flags:
+                self._flags.pop(key, None)
+
+
 class _Subscription(Follower):
     def __init__(self, fanout: LocalFanout, response_id: str) -> None:
         super().__init__(response_id, fanout.max_pending)
@@ -110,7 +134,7 @@ class LocalFanout:
     def __init__(self, *, max_pending: int = 10_000) -> None:
         self.max_pending = max_pending
         self._followers: dict[str, set[_Subscription]] = {}
-        self._cancel_watchers: dict[str, set[asyncio.Event]] = {}
+        self._cancel_watchers = CancelWatchers()
 
     async def open(self) -> None:
         return None
@@ -126,17 +150,7 @@ class LocalFanout:
         return _Subscription(self, response_id)
 
     async def cancel(self, response_id: str) -> None:
-        for flag in self._cancel_watchers.get(response_id, ()):
-            flag.set()
+        self._cancel_watchers.fire(response_id)
 
-    @contextlib.asynccontextmanager
-    async def watch_cancel(self, response_id: str) -> AsyncIterator[asyncio.Event]:
-        flag = asyncio.Event()
-        self._cancel_watchers.setdefault(response_id, set()).add(flag)
-        try:
-            yield flag
-        finally:
-            watchers = self._cancel_watchers.get(response_id, set())
-            watchers.discard(flag)
-            if not watchers:
-                self._cancel_watchers.pop(response_id, None)
+    def watch_cancel(self, response_id: str) -> AbstractAsyncContextManager[asyncio.Event]:
+        return self._cancel_watchers.watch(response_id)

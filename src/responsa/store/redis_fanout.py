@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
 
@@ -28,7 +28,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
-from responsa.engine.fanout import Event, Follower
+from responsa.engine.fanout import CancelWatchers, Event, Follower
 
 CONFIRM_TIMEOUT_S = 10.0
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class RedisFanout:
         self._pubsub: PubSub | None = None
         self._followers: dict[str, set[Subscription]] = {}
         self._confirmations: dict[str, list[asyncio.Future[None]]] = {}
-        self._cancel_watchers: dict[str, set[asyncio.Event]] = {}
+        self._cancel_watchers = CancelWatchers()
         self._commands = asyncio.Lock()
         self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -114,19 +114,9 @@ class RedisFanout:
             raise RuntimeError("fan-out is not open")
         await self._redis.publish(self.cancel_channel(response_id), b"cancel")
 
-    @contextlib.asynccontextmanager
-    async def watch_cancel(self, response_id: str) -> AsyncIterator[asyncio.Event]:
+    def watch_cancel(self, response_id: str) -> AbstractAsyncContextManager[asyncio.Event]:
         """An event set when any replica calls ``cancel(response_id)`` while inside."""
-        flag = asyncio.Event()
-        channel = self.cancel_channel(response_id)
-        self._cancel_watchers.setdefault(channel, set()).add(flag)
-        try:
-            yield flag
-        finally:
-            watchers = self._cancel_watchers.get(channel, set())
-            watchers.discard(flag)
-            if not watchers:
-                self._cancel_watchers.pop(channel, None)
+        return self._cancel_watchers.watch(self.cancel_channel(response_id))
 
     def _expect(self, channel: str) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -199,8 +189,7 @@ class RedisFanout:
                 for sub in followers:
                     sub.deliver(event)
         elif kind == "pmessage":
-            for flag in self._cancel_watchers.get(channel, ()):
-                flag.set()
+            self._cancel_watchers.fire(channel)
 
     async def _write(self) -> None:
         assert self._redis is not None
