@@ -45,7 +45,7 @@ def err(r: httpx.Response, status: int) -> dict[str, Any]:
     ({"input": "x", "tools": [{"type": "computer_use"}]}, "tools[0].type"),
     ({"input": "x", "stream_options": {"include_usage": True}}, "stream_options.include_usage"),
     ({"input": "x", "frobnicate": True}, "frobnicate"),
-    ({"input": "x", "safety_identifier": "s" * 65}, "safety_identifier"),
+    ({"input": "x", "safety_identifier": "s" * 129}, "safety_identifier"),
     ({}, "input"),
 ])
 def test_invalid_parameters_are_400_naming_the_param(http: httpx.Client, body: dict[str, Any],

@@ -15,6 +15,7 @@ from responsa.engine.loop import Candidate, Turn
 from responsa.protocol.errors import APIError, invalid, not_found
 from responsa.protocol.ids import new_id
 from responsa.protocol.items import Item, normalize_input
+from responsa.protocol.params import check_background, native, needs_native
 from responsa.protocol.request import CreateResponse, instructions_text
 from responsa.protocol.response import new_response
 from responsa.providers.base import ModelRequest, ProviderError
@@ -234,6 +235,7 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     if req.background and req.store is False:
         raise invalid("Background mode requires 'store' to be true: a background response is polled, resumed "
                       "and cancelled through its stored record.", "background")
+    check_background(req.background, req.stream, req.background_options)
     prompt = await prompts.resolve(req.prompt, tenant=tenant, store=store) if req.prompt else None
     model, candidates = _model_candidates(req, registry, (prompt and prompt.model) or default_model)
     tools = _function_tools(req)
@@ -263,6 +265,10 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
                                           function_names={t["name"] for t in tools}, settings=registry.settings)
 
     caps = candidates[0].provider.capabilities(candidates[0].model)
+    if (needed := needs_native(req.model_dump(exclude_unset=True))) and not caps.responses_native:
+        raise invalid(f"'{needed}' needs an upstream that speaks the Responses API natively (an "
+                      f"'openai-responses' provider); model '{model}' cannot honour it.", needed,
+                      "unsupported_parameter")
     if (tools or server_tools) and not caps.tools:
         raise invalid(f"Model '{model}' does not support tools.", "tools", "unsupported_parameter")
     if tool_choice not in ("auto", "none") and not caps.tool_choice_required and \
@@ -306,7 +312,7 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
         temperature=req.temperature, top_p=req.top_p, presence_penalty=req.presence_penalty,
         frequency_penalty=req.frequency_penalty, max_output_tokens=req.max_output_tokens,
         top_logprobs=req.top_logprobs, reasoning=req.reasoning, include=req.include or [],
-        user=req.safety_identifier or req.user)
+        user=req.safety_identifier or req.user, native=native(req.model_dump(exclude_unset=True)))
     obfuscate = bool(req.stream) and (req.stream_options or {}).get("include_obfuscation") is True
     turn = Turn(response=response, request=model_request, candidates=candidates,
                 input_items=new_items, obfuscate=obfuscate, server_tools=server_tools)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from responsa.protocol.errors import APIError, invalid
 from responsa.protocol.items import Item, message, normalize_input
+from responsa.protocol.params import check_context_management, check_options
 
 INCLUDE_VALUES = frozenset({
     "message.output_text.logprobs",
+    "web_search_call.results",
     "reasoning.encrypted_content",
     "message.input_image.image_url",
     "web_search_call.action.sources",
@@ -62,10 +64,20 @@ class CreateResponse(BaseModel):
     stream: bool | None = None
     stream_options: dict[str, Any] | None = None
     background: bool | None = None
-    service_tier: Literal["auto", "default", "flex", "priority"] | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority", "fast", "ultrafast"] | None = None
     user: str | None = None
-    safety_identifier: str | None = Field(default=None, max_length=64)
+    safety_identifier: str | None = Field(default=None, max_length=128)
     prompt_cache_key: str | None = Field(default=None, max_length=64)
+    # Parameters of the current API that only shape how an upstream serves the
+    # request; their effect per provider family is in protocol/params.py.
+    prompt_cache_options: dict[str, Any] | None = None
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    background_options: dict[str, Any] | None = None
+    context_management: list[Any] | None = None
+    moderation: dict[str, Any] | None = None
+    access_programs: dict[str, Any] | None = None
+    image: dict[str, Any] | None = None
+    client_metadata: dict[str, str] | None = None
     prompt: dict[str, Any] | None = None
     mcp_servers: str | dict[str, Any] | list[Any] | None = None
     credentials: dict[str, Any] | list[Any] | None = None
@@ -74,6 +86,19 @@ class CreateResponse(BaseModel):
     @classmethod
     def _metadata(cls, v: dict[str, str] | None) -> dict[str, str] | None:
         check_metadata(v, "metadata")
+        return v
+
+    @field_validator("prompt_cache_options", "background_options", "moderation", "access_programs", "image",
+                     "client_metadata")
+    @classmethod
+    def _options(cls, v: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        check_options(v, info.field_name or "")
+        return v
+
+    @field_validator("context_management")
+    @classmethod
+    def _context_management(cls, v: list[Any] | None) -> list[Any] | None:
+        check_context_management(v)
         return v
 
     @field_validator("include")

@@ -74,7 +74,9 @@ def new_response(
         "max_tool_calls": params.get("max_tool_calls"),
         "store": store,
         "background": background,
-        "service_tier": params.get("service_tier") or "default",
+        # OpenAI reports "fast" as the tier it is: "priority".
+        "service_tier": {"fast": "priority"}.get(params.get("service_tier") or "default",
+                                                 params.get("service_tier") or "default"),
         "metadata": metadata,
         "safety_identifier": params.get("safety_identifier"),
         "prompt_cache_key": params.get("prompt_cache_key"),
@@ -82,7 +84,12 @@ def new_response(
         "conversation": {"id": conversation_id} if conversation_id else None,
         "conversation_id": conversation_id,
         "prompt": params.get("prompt"),
+        **{k: params[k] for k in _ECHOED if params.get(k) is not None},
     }
+
+
+_ECHOED = ("prompt_cache_options", "prompt_cache_retention", "image", "access_programs")
+"""Newer optional Response fields, present only when the request set them."""
 
 
 _ENCRYPTED = "reasoning.encrypted_content"

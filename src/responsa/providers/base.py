@@ -29,6 +29,9 @@ class Capabilities:
     logprobs: bool = False
     tool_choice_required: bool = True
     context_window: int = 128_000
+    responses_native: bool = False
+    """The upstream speaks the Responses API itself, so Responses-only
+    parameters (``ModelRequest.native``) and hosted tools can go through."""
 
 
 @dataclass(slots=True)
@@ -53,6 +56,9 @@ class ModelRequest:
     reasoning: dict[str, Any] | None = None
     include: list[str] = field(default_factory=list)
     user: str | None = None
+    native: dict[str, Any] = field(default_factory=dict)
+    """Responses-only parameters (``protocol.params.NATIVE_PARAMS``) that a
+    native Responses upstream receives verbatim; other providers ignore them."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Provider-specific settings (e.g. the reference client's
     ``{"model": ..., "settings": {...}}`` form)."""

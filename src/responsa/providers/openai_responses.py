@@ -53,7 +53,7 @@ def make(cfg: ProviderConfig) -> Provider:
 
 class OpenAIResponsesProvider(HTTPProvider):
     default_base_url = "https://api.openai.com/v1"
-    default_capabilities = Capabilities(reasoning=True, logprobs=True)
+    default_capabilities = Capabilities(reasoning=True, logprobs=True, responses_native=True)
 
     async def stream(self, req: ModelRequest) -> AsyncIterator[ModelEvent]:
         decoder = _Decoder()
@@ -83,6 +83,7 @@ def build_body(req: ModelRequest) -> Json:
     include = list(dict.fromkeys([*req.include, *([_ENCRYPTED] if reasons else [])]))
     if include:
         body["include"] = include
+    body.update(req.native)
     body.update(req.extra)
     return body
 
