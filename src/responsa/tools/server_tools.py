@@ -286,6 +286,7 @@ async def server_tools_for(req: CreateResponse, *, history: list[Item], new_item
         seen.add(spec.label)
         if spec.guard_url and spec.url:
             await check_url(spec.url, settings.mcp_allow_private, spec.param)
+            spec.egress_allow = list(settings.mcp_allow_private)
     answers = answered_requests(history, new_items)
     servers = [*specs, *reference]
     if not servers:

@@ -26,8 +26,10 @@ from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 from responsa.tools.mcp.specs import ServerSpec
+from responsa.tools.mcp.urlguard import guarded_client_factory
 
 log = logging.getLogger("responsa.mcp")
 
@@ -65,11 +67,14 @@ class Connection:
             params = StdioServerParameters(command=spec.command, args=spec.args, env=spec.env or None)
             return await stack.enter_async_context(stdio_client(params))
         assert spec.url is not None
+        # A request-supplied URL connects only to the address the SSRF guard
+        # judged at connect time (see urlguard); registry servers are trusted.
+        factory = guarded_client_factory(spec.egress_allow) if spec.guard_url else create_mcp_http_client
         if spec.transport == "sse":
             return await stack.enter_async_context(
                 sse_client(spec.url, headers=spec.headers, timeout=CONNECT_TIMEOUT_S,
-                           sse_read_timeout=spec.timeout + CONNECT_TIMEOUT_S))
-        http = await stack.enter_async_context(httpx2.AsyncClient(
+                           sse_read_timeout=spec.timeout + CONNECT_TIMEOUT_S, httpx_client_factory=factory))
+        http = await stack.enter_async_context(factory(
             headers=spec.headers, timeout=httpx2.Timeout(CONNECT_TIMEOUT_S, read=spec.timeout)))
         return await stack.enter_async_context(streamable_http_client(spec.url, http_client=http))
 

@@ -61,6 +61,9 @@ class ServerSpec:
     guard_url: bool = True
     """Request-supplied URLs are checked against private networks; the
     operator's registry entries are trusted."""
+    egress_allow: list[str] = field(default_factory=list)
+    """The operator's ``[mcp] allow_private`` list, applied again at connect
+    time to a guarded URL (``urlguard.guarded_transport``)."""
     param: str = ""
     connection_names: set[str] = field(default_factory=set)
     credential_map: dict[str, Any] = field(default_factory=dict)
