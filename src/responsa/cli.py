@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from responsa import __version__
+from responsa import __version__, redact
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -19,6 +19,7 @@ def _serve(args: argparse.Namespace) -> int:
                                    "log_level": args.log_level, "default_model": args.model}.items()
                  if v is not None}
     settings = load_settings(args.config, **overrides)
+    redact.install()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,

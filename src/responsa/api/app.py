@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from responsa import __version__
+from responsa import __version__, redact
 from responsa.api import compact, conversations, errors, models, prompts, responses, websocket
 from responsa.api.responses import json_response
 from responsa.api.state import AppState
@@ -39,6 +39,7 @@ def _fanout(settings: Settings) -> Fanout:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
+    redact.install()  # before anything logs: libraries log headers and URLs with secrets in them
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
