@@ -10,20 +10,25 @@ from responsa import __version__, redact
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from responsa import serving
     from responsa.api.app import create_app
     from responsa.config import load_settings
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "database_url": args.database_url,
-                                   "log_level": args.log_level, "default_model": args.model}.items()
+                                   "log_level": args.log_level, "default_model": args.model,
+                                   "allow_open_mode": args.allow_open_mode or None,
+                                   "shutdown_timeout_s": args.shutdown_timeout}.items()
                  if v is not None}
     settings = load_settings(args.config, **overrides)
     redact.install()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level.lower(), access_log=args.access_log)
+    try:
+        serving.check_open_mode(settings)
+    except serving.OpenModeRefused as exc:
+        print(exc.code, file=sys.stderr)
+        return 2
+    serving.run(create_app(settings), settings, access_log=args.access_log)
     return 0
 
 
@@ -71,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--model", help="default model, e.g. local/smollm2 or openai/gpt-4o-mini")
     serve.add_argument("--log-level", help="debug, info, warning, error")
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--allow-open-mode", action="store_true",
+                       help="serve a non-loopback address without API keys (all key-less callers share one tenant)")
+    serve.add_argument("--shutdown-timeout", type=float,
+                       help="seconds requests in flight get after SIGTERM before they are cancelled (default 10)")
     chat = sub.add_parser("chat", help="talk to a server from the terminal (one line, one turn)")
     chat.add_argument("--base-url", help="server URL (default $RESPONSA_BASE_URL or http://127.0.0.1:8080)")
     chat.add_argument("--api-key", help="API key (default $RESPONSA_API_KEY)")

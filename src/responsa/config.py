@@ -55,6 +55,17 @@ class Settings:
     a replica that dies loses its responses to the sweeper this long after."""
     background_concurrency: int = 64
     """Background responses one replica runs at once; the rest wait ``queued``."""
+    header_timeout_s: float = 10.0
+    """A request's line and headers must arrive within this long (slow-client
+    defence, ``responsa.serving``); 408 and close otherwise."""
+    max_header_bytes: int = 64 * 1024
+    """Request line plus headers; larger gets 431 and the connection closes."""
+    shutdown_timeout_s: float = 10.0
+    """On SIGTERM, requests in flight get this long before they are cancelled
+    (streams recorded as failed) and the process exits."""
+    allow_open_mode: bool = False
+    """Serve a non-loopback address without ``api_keys`` (every key-less
+    caller then shares the ``anonymous`` tenant); refused unless set."""
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,7 +103,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         s.raw = data
         for key in ("host", "port", "database_url", "redis_url", "default_model", "log_level",
                     "max_body_bytes", "prompts_dir", "secret_key", "background_lease_s",
-                    "background_concurrency"):
+                    "background_concurrency", "header_timeout_s", "max_header_bytes", "shutdown_timeout_s",
+                    "allow_open_mode"):
             if key in data:
                 setattr(s, key, data[key])
         if "prompts_dir" in data:  # relative to the config file, like any path a config names
@@ -135,6 +147,14 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         s.background_lease_s = float(v)
     if v := env.get("RESPONSA_BACKGROUND_CONCURRENCY"):
         s.background_concurrency = int(v)
+    if v := env.get("RESPONSA_HEADER_TIMEOUT_S"):
+        s.header_timeout_s = float(v)
+    if v := env.get("RESPONSA_MAX_HEADER_BYTES"):
+        s.max_header_bytes = int(v)
+    if v := env.get("RESPONSA_SHUTDOWN_TIMEOUT_S"):
+        s.shutdown_timeout_s = float(v)
+    if v := env.get("RESPONSA_ALLOW_OPEN_MODE"):
+        s.allow_open_mode = v.strip().lower() in ("1", "true", "yes", "on")
     if v := env.get("RESPONSA_MCP_ALLOW_PRIVATE"):
         s.mcp_allow_private.extend(h.strip() for h in v.split(",") if h.strip())
     for key, value in overrides.items():
