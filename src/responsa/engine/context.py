@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from responsa import limits
 from responsa.engine import compaction, prompts, truncation
 from responsa.engine.loop import Candidate, Turn
 from responsa.protocol.errors import APIError, invalid, not_found
@@ -84,7 +85,10 @@ def _model_candidates(req: CreateResponse, registry: Registry, default_model: st
 
 
 def _function_tools(req: CreateResponse) -> list[dict[str, Any]]:
+    """Linear in the number of tools (a set for duplicates: the list scan it
+    replaced froze the server for 10-20 s on 20,000 tools)."""
     tools: list[dict[str, Any]] = []
+    names: set[str] = set()
     for i, tool in enumerate(req.tools or []):
         ttype = tool.get("type")
         if ttype == "mcp":
@@ -112,8 +116,9 @@ def _function_tools(req: CreateResponse) -> list[dict[str, Any]]:
         if unknown:
             key = sorted(unknown)[0]
             raise invalid(f"Unknown parameter: 'tools[{i}].{key}'.", f"tools[{i}].{key}", "unknown_parameter")
-        if any(t["name"] == name for t in tools):
+        if name in names:
             raise invalid(f"Duplicate tool name {name!r} in 'tools'.", f"tools[{i}].name")
+        names.add(name)
         if strict and params is not None:
             check_schema(params, f"tools[{i}].parameters")
         tools.append({"type": "function", "name": name, "description": description, "parameters": params,
@@ -238,7 +243,8 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     check_background(req.background, req.stream, req.background_options)
     prompt = await prompts.resolve(req.prompt, tenant=tenant, store=store) if req.prompt else None
     model, candidates = _model_candidates(req, registry, (prompt and prompt.model) or default_model)
-    tools = _function_tools(req)
+    heavy = limits.check_request(req.tools, req.input, req.text)  # 400 over a limit; else off-loop when heavy
+    tools = await limits.offload(heavy, _function_tools, req)
     has_mcp = any(t.get("type") == "mcp" for t in req.tools or []) or req.mcp_servers not in (None, "", [])
     tool_choice = _tool_choice(req.tool_choice, tools, has_mcp)
     instructions, _ = instructions_text(req)
@@ -290,9 +296,10 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     if server_tools is None and has_mcp_items(context):
         context = model_view(context, lambda label, name: name)
     if enforce_window:
-        context = truncation.fit(context, instructions=instructions, tools=tools, model=candidates[0].model,
-                                 window=caps.context_window, reserve=req.max_output_tokens or 0,
-                                 truncation=req.truncation)
+        context = await limits.offload(heavy or len(context) > 256, truncation.fit, context,
+                                       instructions=instructions, tools=tools, model=candidates[0].model,
+                                       window=caps.context_window, reserve=req.max_output_tokens or 0,
+                                       truncation=req.truncation)
     if not caps.vision and _needs_vision(context):
         raise invalid(f"Model '{model}' does not accept image input.", "input", "unsupported_parameter")
 
