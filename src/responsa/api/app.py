@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from responsa import __version__, redact
-from responsa.api import compact, conversations, errors, models, prompts, responses, websocket
+from responsa.api import boundary, compact, conversations, errors, models, prompts, responses, websocket
 from responsa.api.responses import json_response
 from responsa.api.state import AppState
 from responsa.config import Settings, load_settings
@@ -71,4 +72,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={APIError: errors.api_error, HTTPException: errors.http_error,
                             Exception: errors.unhandled},
         lifespan=lifespan,
+        middleware=[Middleware(boundary.NulGuard)],  # ids with NUL: 404/400 before any route or store sees them
     )

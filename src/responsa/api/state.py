@@ -8,6 +8,7 @@ import orjson
 from starlette.requests import HTTPConnection, Request
 
 from responsa.api.auth import tenant_of
+from responsa.api.boundary import check_raw
 from responsa.config import Settings
 from responsa.engine.background import BackgroundRunner
 from responsa.protocol.errors import APIError
@@ -59,6 +60,8 @@ async def json_body(request: Request, limit: int) -> object:
     if not raw:
         raise APIError("The request body is empty: send a JSON object.", code="invalid_json")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise APIError(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
+    check_raw(raw, body)
+    return body

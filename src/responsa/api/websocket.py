@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from responsa.api.boundary import check_raw
 from responsa.api.state import AppState, state
 from responsa.engine.context import load_history, prepare
 from responsa.engine.loop import TERMINAL
@@ -56,6 +57,7 @@ def _request_body(raw: str | bytes | None) -> dict[str, Any]:
         frame = orjson.loads(raw or b"")
     except orjson.JSONDecodeError as exc:
         raise invalid(f"The message is not valid JSON: {exc}.", None, "invalid_json") from None
+    check_raw(raw or b"", frame)  # ids with NUL: the 404/400 any HTTP body gets
     if not isinstance(frame, dict):
         raise invalid("The message must be a JSON object.", None, "invalid_json")
     ftype = frame.pop("type", None)
