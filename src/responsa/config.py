@@ -67,6 +67,9 @@ class Settings:
     """Serve a non-loopback address without ``api_keys`` (every key-less
     caller then shares the ``anonymous`` tenant); refused unless set."""
     raw: dict[str, Any] = field(default_factory=dict)
+    default_model_source: str = "built-in default"
+    """Why ``default_model`` is what it is, for the start-up log (a stray
+    ``OPENAI_API_KEY`` silently changing it is a classic surprise)."""
 
 
 def _builtin_providers() -> dict[str, ProviderConfig]:
@@ -112,15 +115,7 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         s.aliases.update(data.get("aliases", {}))
         s.api_keys.extend(data.get("api_keys", []))
         for name, p in data.get("providers", {}).items():
-            s.providers[name] = ProviderConfig(
-                name=name,
-                kind=p.get("kind", "chat-completions"),
-                base_url=p.get("base_url"),
-                api_key_env=p.get("api_key_env"),
-                models=list(p.get("models", [])),
-                options={k: v for k, v in p.items()
-                         if k not in ("kind", "base_url", "api_key_env", "models")},
-            )
+            s.providers[name] = _provider(name, p, Path(path).parent)
         mcp = data.get("mcp", {})
         s.mcp_registry.update(mcp.get("servers", {}))
         s.mcp_allow_private.extend(mcp.get("allow_private", []))
@@ -159,10 +154,36 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         s.mcp_allow_private.extend(h.strip() for h in v.split(",") if h.strip())
     for key, value in overrides.items():
         setattr(s, key, value)
-    explicit = "default_model" in s.raw or "RESPONSA_DEFAULT_MODEL" in env or "default_model" in overrides
-    if not explicit:
+    if "default_model" in overrides:
+        s.default_model_source = "--model / the caller"
+    elif "RESPONSA_DEFAULT_MODEL" in env:
+        s.default_model_source = "RESPONSA_DEFAULT_MODEL"
+    elif "default_model" in s.raw:
+        s.default_model_source = f"default_model in {path}"
+    else:
         s.default_model = _default_model(s.providers)
+        s.default_model_source = ("OPENAI_API_KEY is set" if "openai" in s.providers else
+                                  "ANTHROPIC_API_KEY is set" if "anthropic" in s.providers else
+                                  "no upstream API key is set: the embedded model")
     return s
+
+
+def _provider(name: str, p: dict[str, Any], base: Path) -> ProviderConfig:
+    """One ``[providers.<name>]`` table. ``models`` is a list of upstream
+    names, or (``kind = "local"``) a table of name = GGUF path; model files
+    are relative to the config file, like every path a config names."""
+    options = {k: v for k, v in p.items() if k not in ("kind", "base_url", "api_key_env", "models")}
+    models = p.get("models", [])
+    if isinstance(models, dict):
+        options["models"] = {k: _path(v, base) for k, v in models.items()}
+    if isinstance(options.get("model_path"), str):
+        options["model_path"] = _path(options["model_path"], base)
+    return ProviderConfig(name=name, kind=p.get("kind", "chat-completions"), base_url=p.get("base_url"),
+                          api_key_env=p.get("api_key_env"), models=[str(m) for m in models], options=options)
+
+
+def _path(value: Any, base: Path) -> Any:
+    return str(base / Path(value).expanduser()) if isinstance(value, str) else value
 
 
 def _default_model(providers: dict[str, ProviderConfig]) -> str:

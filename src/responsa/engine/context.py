@@ -20,7 +20,7 @@ from responsa.protocol.params import check_background, native, needs_native
 from responsa.protocol.request import CreateResponse, instructions_text
 from responsa.protocol.response import new_response
 from responsa.providers.base import ModelRequest, ProviderError
-from responsa.providers.registry import Registry, UnknownModel
+from responsa.providers.registry import AppliesDefaults, Registry, UnknownModel
 from responsa.store.base import Store
 from responsa.tools.functions import check_schema
 from responsa.tools.mcp.items import has_mcp_items, model_view
@@ -49,12 +49,18 @@ _RESERVED_SETTINGS = frozenset({"model", "messages", "input", "system", "stream"
 
 def _model_candidates(req: CreateResponse, registry: Registry, default_model: str) -> tuple[str, list[Candidate]]:
     """The reference client's ``model`` forms: a string, ``{model, settings}``,
-    or a list used as an ordered fallback chain."""
+    or a list used as an ordered fallback chain. A list entry naming a model
+    this server does not have is skipped (that is what a fallback list is
+    for); only when none exists is it a 404. The display name is the
+    canonical ``provider/model`` of the first usable entry, so a bare name and
+    an omitted model echo alike."""
     raw = req.model if req.model is not None else default_model
     entries = raw if isinstance(raw, list) else [raw]
     if not entries:
         raise invalid("'model' must not be an empty list.", "model", "empty_array")
     candidates = []
+    display: str | None = None
+    missing: list[UnknownModel] = []
     for i, entry in enumerate(entries):
         param = f"model[{i}]" if isinstance(raw, list) else "model"
         settings: dict[str, Any] = {}
@@ -73,14 +79,19 @@ def _model_candidates(req: CreateResponse, registry: Registry, default_model: st
             raise invalid(f"'{param}' must name a model, e.g. 'openai/gpt-4o-mini' or 'test/echo'.", param,
                           "invalid_type")
         try:
-            provider, upstream = registry.resolve(name)
+            found = registry.lookup(name)
         except UnknownModel as exc:
-            raise not_found(str(exc), param, "model_not_found") from None
+            if not isinstance(raw, list):
+                raise not_found(str(exc), param, "model_not_found") from None
+            missing.append(exc)
+            continue
         except ProviderError as exc:
             raise APIError(exc.message, status=exc.status, type=exc.type, param=param, code=exc.code) from None
-        candidates.append(Candidate(provider, upstream, settings))
-    first = entries[0]
-    display = first if isinstance(first, str) else str(first.get("model") or first.get("name"))
+        display = display or found.name
+        candidates.append(Candidate(found.provider, found.upstream, settings))
+    if display is None:
+        raise not_found("None of the models in the fallback list exists. " + " ".join(map(str, missing)),
+                        "model", "model_not_found")
     return display, candidates
 
 
@@ -305,6 +316,14 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
 
     params = req.model_dump(exclude_unset=True, exclude={"input", "instructions", "model", "tools",
                                                          "tool_choice", "credentials"})
+    temperature, max_output_tokens = req.temperature, req.max_output_tokens
+    first = candidates[0]
+    if isinstance(first.provider, AppliesDefaults):  # echo what the model really uses, not the API default
+        applied = first.provider.applied_defaults(first.model)
+        if temperature is None and "temperature" in applied:
+            temperature = params["temperature"] = applied["temperature"]
+        if max_output_tokens is None and "max_output_tokens" in applied:
+            max_output_tokens = params["max_output_tokens"] = applied["max_output_tokens"]
     if prompt is not None:
         params["prompt"] = prompt.echo
     do_store = req.store is not False
@@ -316,8 +335,8 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     model_request = ModelRequest(
         model=candidates[0].model, items=context, instructions=instructions, tools=tools,
         tool_choice=tool_choice, parallel_tool_calls=req.parallel_tool_calls is not False, text_format=fmt,
-        temperature=req.temperature, top_p=req.top_p, presence_penalty=req.presence_penalty,
-        frequency_penalty=req.frequency_penalty, max_output_tokens=req.max_output_tokens,
+        temperature=temperature, top_p=req.top_p, presence_penalty=req.presence_penalty,
+        frequency_penalty=req.frequency_penalty, max_output_tokens=max_output_tokens,
         top_logprobs=req.top_logprobs, reasoning=req.reasoning, include=req.include or [],
         user=req.safety_identifier or req.user, native=native(req.model_dump(exclude_unset=True)))
     obfuscate = bool(req.stream) and (req.stream_options or {}).get("include_obfuscation") is True

@@ -103,22 +103,31 @@ def _hidden(item: Any) -> bool:
     return isinstance(item, dict) and item.get("type") == "reasoning" and "encrypted_content" in item
 
 
+def output_text(output: list[Any]) -> str:
+    """The text of every ``output_text`` part of the output's messages."""
+    return "".join(part.get("text") or "" for item in output
+                   if isinstance(item, dict) and item.get("type") == "message"
+                   for part in item.get("content") or []
+                   if isinstance(part, dict) and part.get("type") == "output_text")
+
+
 def visible(obj: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
-    """``obj`` (a Response or an event) as a client that did not ask for
-    ``reasoning.encrypted_content`` sees it: without it, as on OpenAI. The
-    store keeps it, so ``previous_response_id`` chains still round-trip the
-    upstream's reasoning state. Returns ``obj`` itself when nothing changes."""
-    if _ENCRYPTED in include:
-        return obj
+    """``obj`` (a Response or an event) as a client sees it. Without
+    ``reasoning.encrypted_content`` in ``include``, reasoning items lose it, as
+    on OpenAI (the store keeps it, so ``previous_response_id`` chains still
+    round-trip the upstream's reasoning state). A Response also gets
+    ``output_text``: the reference client (``dedalus_labs``) reads it as a
+    field, where ``openai`` computes it."""
+    hide = _ENCRYPTED not in include
     out = obj
-    if _hidden(obj.get("item")):
+    if obj.get("object") == "response" and isinstance(obj.get("output"), list):
+        out = {**out, "output_text": output_text(obj["output"])}
+    if hide and _hidden(obj.get("item")):
         out = {**out, "item": _without_encrypted(obj["item"])}
     response = obj.get("response")
     if isinstance(response, dict):
-        shown = visible(response, include)
-        if shown is not response:
-            out = {**out, "response": shown}
+        out = {**out, "response": visible(response, include)}
     output = obj.get("output")
-    if isinstance(output, list) and any(_hidden(it) for it in output):
+    if hide and isinstance(output, list) and any(_hidden(it) for it in output):
         out = {**out, "output": [_without_encrypted(it) if _hidden(it) else it for it in output]}
     return out
