@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from responsa.store import Store, open_store
-from tests.store.backends import REDIS_URL, fresh_schema, in_own_loop, reachable_postgres, redis_error
+from tests.store.backends import fresh_schema, in_own_loop, reachable_postgres
 
 
 @pytest.fixture(scope="session")
@@ -21,14 +21,6 @@ def pg_url() -> str:
     if url is None:
         pytest.skip("PostgreSQL not reachable: " + "; ".join(errors))
     return url
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    error = in_own_loop(redis_error)
-    if error is not None:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {error}")
-    return REDIS_URL
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

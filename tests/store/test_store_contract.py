@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from responsa.store import Store, open_store
-from responsa.store.base import IdempotencyConflict
+from responsa.store.base import IdempotencyConflict, UnknownCursor
 from responsa.store.base import Store as StoreProtocol
 from responsa.store.postgres import PostgresStore
 from responsa.store.sqlite import SQLiteStore
@@ -142,7 +142,7 @@ async def test_chain_of_50_in_one_statement(store_url: str) -> None:
         store: Store = open_store(store_url)
         await store.open()
         assert isinstance(store, SQLiteStore)
-        await store._read(lambda db: db.set_trace_callback(statements.append))  # on the store's own thread
+        await store.driver.call(lambda db: db.set_trace_callback(statements.append))  # on the store's own thread
     else:
         def record(rec: Any) -> None:
             if "pg_advisory_unlock_all" not in rec.query:  # the pool's reset on release
@@ -197,7 +197,10 @@ async def test_input_item_pagination(store: Store) -> None:
     assert await ids(order="desc", before="msg_3") == (["msg_6", "msg_5", "msg_4"], False)
     assert await ids(after="msg_1", before="msg_5") == (["msg_2", "msg_3", "msg_4"], False)
     assert await ids(limit=1, after="msg_1", before="msg_5") == (["msg_2"], True)
-    assert await ids(after="msg_unknown") == ([], False)
+    for cursor in ("after", "before"):
+        with pytest.raises(UnknownCursor) as unknown:
+            await ids(**{cursor: "msg_unknown"})
+        assert unknown.value.param == cursor and unknown.value.status == 400
     # Output items are not input items.
     await finish(store, T1, resp, "out")
     assert (await ids())[0] == [f"msg_{i}" for i in range(7)]
@@ -259,8 +262,9 @@ async def test_conversation_lifecycle(store: Store) -> None:
     assert await ids(after="msg_c1") == (["msg_c2"], False)
     assert await ids(order="desc", limit=2) == (["msg_c2", "msg_c1"], True)
     assert await ids(order="desc", after="msg_c1") == (["msg_c0"], False)
-    with pytest.raises(KeyError):
+    with pytest.raises(UnknownCursor) as unknown:
         await ids(after="msg_nope")
+    assert unknown.value.param == "after" and unknown.value.status == 400
 
     assert await store.delete_conversation_item(T1, conv["id"], "msg_c1") is True
     assert await store.delete_conversation_item(T1, conv["id"], "msg_c1") is False

@@ -19,7 +19,7 @@ from responsa.api.state import AppState
 from responsa.config import Settings, load_settings
 from responsa.engine.background import BackgroundRunner
 from responsa.engine.compaction import key_from
-from responsa.engine.fanout import Fanout, LocalFanout
+from responsa.fanout import from_url as fanout_from_url
 from responsa.protocol.errors import APIError
 from responsa.providers.registry import Registry
 from responsa.store import open_store
@@ -27,15 +27,6 @@ from responsa.store import open_store
 
 async def health(request: Request) -> Response:
     return json_response({"status": "ok", "version": __version__})
-
-
-def _fanout(settings: Settings) -> Fanout:
-    """Redis carries live events and cancels across replicas; one process needs nothing."""
-    if settings.redis_url:
-        from responsa.store.redis_fanout import RedisFanout
-
-        return RedisFanout(settings.redis_url)
-    return LocalFanout()
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -53,7 +44,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         st = AppState(settings=settings, store=store, registry=registry, api_keys=frozenset(settings.api_keys),
                       compaction_key=key_from(secret))
         app.state.responsa = st
-        fanout = _fanout(settings)
+        fanout = fanout_from_url(settings.redis_url)
         await fanout.open()
         st.background = BackgroundRunner(store, fanout, responses.repreparer(st), lease_s=settings.background_lease_s,
                                          concurrency=settings.background_concurrency)

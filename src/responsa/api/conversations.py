@@ -127,11 +127,7 @@ async def list_items(request: Request) -> Response:
     if before is not None:
         raise invalid("'before' is not supported when listing conversation items: page with 'after'.", "before",
                       "unsupported_parameter")
-    try:
-        page = await st.store.list_conversation_items(st.tenant(request), cid, after=after, limit=limit,
-                                                      order=order)
-    except KeyError:
-        raise invalid(f"Invalid 'after': no item with id '{after}' in this conversation.", "after") from None
+    page = await st.store.list_conversation_items(st.tenant(request), cid, after=after, limit=limit, order=order)
     if page is None:
         raise _missing(cid)
     return json_response(list_body(page.data, page.has_more))

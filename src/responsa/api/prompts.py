@@ -27,7 +27,8 @@ from responsa.engine.prompts import template
 from responsa.protocol.errors import APIError, invalid, not_found
 from responsa.protocol.ids import new_id
 from responsa.protocol.request import whole_number
-from responsa.store.base import Store
+from responsa.store import paging
+from responsa.store.base import Page, Store
 
 log = logging.getLogger("responsa.prompts")
 
@@ -41,21 +42,12 @@ def _missing(prompt_id: str) -> APIError:
     return not_found(f"Prompt with id '{prompt_id}' not found.", "prompt_id", "prompt_not_found")
 
 
-def _window(data: list[dict[str, Any]], request: Request, key: str) -> tuple[list[dict[str, Any]], bool]:
-    """OpenAI-style ``after``/``before``/``limit``/``order`` over a list kept
-    oldest first; the cursors are the entries' ``key`` (``id`` for prompts,
-    ``version`` for one prompt's versions)."""
+def _window(data: list[dict[str, Any]], request: Request, key: str) -> Page:
+    """The list endpoints' one pagination rule (``store.paging``) over a list
+    kept oldest first; the cursors are the entries' ``key`` (``id`` for
+    prompts, ``version`` for one prompt's versions)."""
     after, before, limit, order = list_params(request)
-    if order == "desc":
-        data = data[::-1]
-    keys = [d[key] for d in data]
-    for name, cursor in (("after", after), ("before", before)):
-        if cursor is not None and cursor not in keys:
-            raise invalid(f"Invalid '{name}': {cursor!r} is not in this list.", name)
-    start = 0 if after is None else keys.index(after) + 1
-    end = len(data) if before is None else keys.index(before)
-    window = data[start:end]
-    return window[:limit], len(window) > limit
+    return paging.window(data, after=after, before=before, limit=limit, order=order, key=key)
 
 
 async def _writable(store: Store, tenant: str, prompt_id: str) -> None:
@@ -100,8 +92,8 @@ async def add_version(request: Request) -> Response:
 
 async def list_prompts(request: Request) -> Response:
     st = state(request)
-    data, has_more = _window(await st.store.list_prompts(st.tenant(request)), request, "id")
-    return json_response(list_body(data, has_more))
+    page = _window(await st.store.list_prompts(st.tenant(request)), request, "id")
+    return json_response(list_body(page.data, page.has_more))
 
 
 async def retrieve(request: Request) -> Response:
@@ -125,8 +117,8 @@ async def versions(request: Request) -> Response:
     found = await st.store.list_prompt_versions(st.tenant(request), pid)
     if not found:
         raise _missing(pid)
-    data, has_more = _window(found, request, "version")
-    return json_response(list_body(data, has_more))
+    page = _window(found, request, "version")
+    return json_response(list_body(page.data, page.has_more))
 
 
 async def delete(request: Request) -> Response:

@@ -39,9 +39,9 @@ from typing import Any
 
 from responsa.engine.context import Prepared
 from responsa.engine.events import Event, EventBuilder
-from responsa.engine.fanout import Fanout
 from responsa.engine.loop import TERMINAL, run
 from responsa.engine.runner import conversation_items
+from responsa.fanout import Fanout
 from responsa.protocol.errors import APIError
 from responsa.store.base import Store
 

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from responsa.engine.events import Event, EventBuilder, ToolRoute
+from responsa.protocol.response import TERMINAL as TERMINAL
 from responsa.protocol.response import Response, empty_usage
 from responsa.providers import base as m
 from responsa.tools.functions import check_calls
 
 log = logging.getLogger("responsa.engine")
 
-TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
 class ServerTools(Protocol):

@@ -10,6 +10,9 @@ from typing import Any
 
 Response = dict[str, Any]
 
+TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+"""The event types that end a response's stream (exactly one per turn)."""
+
 
 def empty_usage() -> dict[str, Any]:
     return {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0,

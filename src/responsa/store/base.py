@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from responsa.protocol.errors import APIError
+
 Item = dict[str, Any]
 
 
@@ -25,6 +27,15 @@ class IdempotencyConflict(Exception):
 class Page:
     data: list[Item]
     has_more: bool
+
+
+class UnknownCursor(APIError):
+    """A pagination cursor names no entry of the list: a 400 naming the
+    cursor, on every list endpoint (``store/paging.py`` has the rule)."""
+
+    def __init__(self, param: str, cursor: str) -> None:
+        super().__init__(f"Invalid '{param}': '{cursor}' is not in this list.", param=param)
+        self.cursor = cursor
 
 
 class Store(Protocol):
@@ -77,7 +88,10 @@ class Store(Protocol):
 
     async def list_input_items(self, tenant: str, response_id: str, *, after: str | None,
                                before: str | None, limit: int,
-                               order: Literal["asc", "desc"]) -> Page | None: ...
+                               order: Literal["asc", "desc"]) -> Page | None:
+        """``None`` if the response does not exist for this tenant;
+        ``UnknownCursor`` if ``after``/``before`` names none of its input items."""
+        ...
 
     # Background jobs (``engine.background``): the response row is the job,
     # held by one replica at a time through a lease; its events are stored
@@ -139,7 +153,7 @@ class Store(Protocol):
 
     async def list_conversation_items(self, tenant: str, conversation_id: str, *, after: str | None, limit: int,
                                       order: Literal["asc", "desc"]) -> Page | None:
-        """``None`` if the conversation does not exist; ``KeyError`` if
+        """``None`` if the conversation does not exist; ``UnknownCursor`` if
         ``after`` names no item of it."""
         ...
 

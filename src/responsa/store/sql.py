@@ -1,6 +1,7 @@
-"""SQL shared by the SQLite and PostgreSQL stores (written with ``?``
-placeholders; the PostgreSQL store numbers them), plus the migration list.
-One copy of every query keeps the two backends from drifting apart."""
+"""The SQL of every store operation, for SQLite and PostgreSQL alike
+(written with ``?`` placeholders; the PostgreSQL driver numbers them), plus
+the migration list and the row builders. One copy of every query, run by one
+copy of every operation (``operations.py``), keeps the backends together."""
 
 from __future__ import annotations
 
@@ -37,8 +38,13 @@ SELECT i.item FROM chain c JOIN items i ON i.response_id = c.id
 ORDER BY c.depth DESC, i.role ASC, i.position ASC
 """
 
-INPUT_ITEMS = "SELECT position, item FROM items WHERE response_id = ? AND tenant = ? AND role = 'input'"
+INPUT_ITEMS = "SELECT item FROM items WHERE response_id = ? AND tenant = ? AND role = 'input' ORDER BY position"
 ITEMS_BY_ID = "SELECT id, item FROM items WHERE tenant = ? AND id IN ({marks})"
+
+
+CREATE_MIGRATIONS = "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)"
+MIGRATION_APPLIED = "SELECT 1 FROM schema_migrations WHERE version = ?"
+RECORD_MIGRATION = "INSERT INTO schema_migrations (version) VALUES (?)"
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -71,32 +77,13 @@ def item_rows(tenant: str, response_id: str, role: str, items: list[dict[str, An
     return [(response_id, tenant, role, i, it.get("id", ""), dumps(it)) for i, it in enumerate(items)]
 
 
-def page(rows: list[tuple[int, str]], *, after: str | None, before: str | None, limit: int,
-         order: str) -> tuple[list[dict[str, Any]], bool] | None:
-    """Cursor pagination over one response's input items, like OpenAI's:
-    ``after``/``before`` are item ids in the requested order. ``None`` if a
-    cursor names an item that is not in the list."""
-    items = [orjson.loads(r[1]) for r in sorted(rows, reverse=order == "desc")]
-    ids = [it.get("id") for it in items]
-    start, end = 0, len(items)
-    if after is not None:
-        if after not in ids:
-            return None
-        start = ids.index(after) + 1
-    if before is not None:
-        if before not in ids:
-            return None
-        end = ids.index(before)
-    window = items[start:end]
-    return window[:limit], len(window) > limit
-
-
 # Conversations. Every statement that touches items checks the tenant on the
 # conversation row; appends reserve positions by bumping the row's counter
 # (the UPDATE takes the row lock on PostgreSQL) and insert in that transaction.
 INSERT_CONVERSATION = "INSERT INTO conversations (tenant, id, created_at, metadata) VALUES (?, ?, ?, ?)"
 GET_CONVERSATION = "SELECT id, created_at, metadata FROM conversations WHERE tenant = ? AND id = ?"
-UPDATE_CONVERSATION = "UPDATE conversations SET metadata = ? WHERE tenant = ? AND id = ?"
+UPDATE_CONVERSATION = (
+    "UPDATE conversations SET metadata = ? WHERE tenant = ? AND id = ? RETURNING id, created_at, metadata")
 DELETE_CONVERSATION = "DELETE FROM conversations WHERE tenant = ? AND id = ?"
 _OWN_CONVERSATION = "conversation_id IN (SELECT id FROM conversations WHERE tenant = ? AND id = ?)"
 DELETE_CONVERSATION_ITEMS = f"DELETE FROM conversation_items WHERE {_OWN_CONVERSATION}"
@@ -161,6 +148,14 @@ EXPIRED_JOBS = (f"SELECT tenant, id, status FROM responses WHERE {_ACTIVE} AND l
                 "ORDER BY created_at LIMIT ?")
 CLAIM_JOB = ("UPDATE responses SET lease_owner = ?, lease_expires_at = ? "
              "WHERE tenant = ? AND id = ? AND status = 'queued' AND lease_expires_at < ?")
+# The same claim where the database can skip locked rows (PostgreSQL): a job
+# whose row another replica holds locked (claiming or closing it right now)
+# is skipped, not waited for. The plain conditional UPDATE is just as safe,
+# but would queue every sweeper on that row lock only to find the job taken.
+CLAIM_JOB_SKIP_LOCKED = (
+    "UPDATE responses SET lease_owner = ?, lease_expires_at = ? WHERE id = ("
+    "SELECT id FROM responses WHERE tenant = ? AND id = ? AND status = 'queued' AND lease_expires_at < ? "
+    "FOR UPDATE SKIP LOCKED)")
 INSERT_EVENT = "INSERT INTO response_events (response_id, sequence_number, event) VALUES (?, ?, ?)"
 LAST_EVENT = "SELECT MAX(sequence_number) FROM response_events WHERE response_id = ?"
 EVENTS_AFTER = ("SELECT e.event FROM response_events e JOIN responses r ON r.id = e.response_id "

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from responsa.engine.fanout import Fanout, Lagged
-from responsa.store.redis_fanout import RedisFanout, Subscription
+from responsa.fanout import Fanout, Lagged
+from responsa.fanout.redis import RedisFanout, Subscription
 
 
 def events(n: int, terminal: str = "response.completed") -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ followers: a reader task routes each message to the local followers of that
 response. Publishing never waits on Redis or on a reader: events go to an
 outbox that one writer task flushes in pipelined batches (one round trip for
 a burst of deltas, order preserved), and a follower that falls too far
-behind is cut off with ``engine.fanout.Lagged`` to catch up from the store
+behind is cut off with ``fanout.Lagged`` to catch up from the store
 instead of growing memory or stalling the turn.
 """
 
@@ -28,7 +28,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
-from responsa.engine.fanout import CancelWatchers, Event, Follower
+from responsa.fanout.base import CancelWatchers, Event, Follower
 
 CONFIRM_TIMEOUT_S = 10.0
 log = logging.getLogger(__name__)

@@ -1,12 +1,12 @@
-"""Live events of a background response, from the task that produces them
-to every client following its stream, and cancel signals to the task.
+"""The fan-out contract, and the pieces every implementation shares (a
+follower's bounded queue, the registry of cancel flags).
 
-This is the live tail only: the store's ``response_events`` are the record.
-A follower subscribes first, then reads the stored backlog, then takes live
-events, skipping sequence numbers it already has, so nothing falls in the
-gap between the two. ``LocalFanout`` serves one process;
-``responsa.store.redis_fanout.RedisFanout`` has the same shape and carries
-both across replicas.
+A fan-out carries the live events of a background response, from the task
+that produces them to every client following its stream, and cancel signals
+to that task. This is the live tail only: the store's ``response_events`` are
+the record. A follower subscribes first, then reads the stored backlog, then
+takes live events, skipping sequence numbers it already has, so nothing falls
+in the gap between the two.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
 from typing import Any, Protocol
 
-from responsa.engine.loop import TERMINAL
+from responsa.protocol.response import TERMINAL
 
 Event = dict[str, Any]
 
@@ -108,49 +107,3 @@ class CancelWatchers:
             flags.discard(flag)
             if not flags:
                 self._flags.pop(key, None)
-
-
-class _Subscription(Follower):
-    def __init__(self, fanout: LocalFanout, response_id: str) -> None:
-        super().__init__(response_id, fanout.max_pending)
-        self._fanout = fanout
-
-    async def __aenter__(self) -> _Subscription:
-        self._fanout._followers.setdefault(self.response_id, set()).add(self)
-        return self
-
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        followers = self._fanout._followers.get(self.response_id, set())
-        followers.discard(self)
-        if not followers:
-            self._fanout._followers.pop(self.response_id, None)
-
-
-class LocalFanout:
-    """In-process fan-out: enough for one replica (and for several replicas
-    whose followers poll the store, see ``engine.background.follow``)."""
-
-    def __init__(self, *, max_pending: int = 10_000) -> None:
-        self.max_pending = max_pending
-        self._followers: dict[str, set[_Subscription]] = {}
-        self._cancel_watchers = CancelWatchers()
-
-    async def open(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    def publish(self, response_id: str, event: Event) -> None:
-        for sub in self._followers.get(response_id, ()):
-            sub.deliver(event)
-
-    def subscribe(self, response_id: str) -> _Subscription:
-        return _Subscription(self, response_id)
-
-    async def cancel(self, response_id: str) -> None:
-        self._cancel_watchers.fire(response_id)
-
-    def watch_cancel(self, response_id: str) -> AbstractAsyncContextManager[asyncio.Event]:
-        return self._cancel_watchers.watch(response_id)
