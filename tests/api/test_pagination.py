@@ -51,7 +51,10 @@ def test_cursors_are_exclusive_and_follow_order(http: httpx.Client, lists: dict[
         r = http.get(path, params=params)
         assert r.status_code == 200, r.text
         body = r.json()
-        return _ids(body, field), body["has_more"]
+        keys = _ids(body, field)
+        # first_id/last_id are the cursors that page on from here
+        assert (body["first_id"], body["last_id"]) == ((keys[0], keys[-1]) if keys else (None, None))
+        return keys, body["has_more"]
 
     assert page(order="asc") == (keys, False)
     assert page(order="desc") == (keys[::-1], False)

@@ -1,14 +1,17 @@
-"""SQLite-only behaviour: checkpoints happen off the request path, and the
-durability mode is chosen by the database URL."""
+"""SQLite-only behaviour: checkpoints happen off the request path, the
+durability mode is chosen by the database URL, and every store method is one
+hop to the store's thread."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from responsa.store import open_store
+from responsa.store import open_store, sql
+from responsa.store.driver import Conn
 from responsa.store.sqlite import CHECKPOINT_S, SQLiteStore
 from tests.store.test_store_contract import T1, create, message
 
@@ -37,3 +40,53 @@ def test_synchronous_from_url(tmp_path: Path, query: str, expected: str) -> None
 def test_bad_synchronous_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="synchronous"):
         open_store(f"sqlite:///{tmp_path / 'x.db'}?synchronous=off")
+
+
+async def test_one_thread_hop_per_store_method(tmp_path: Path) -> None:
+    """The property that made the SQLite store fast: each method runs its
+    whole operation in ONE call on the store's thread, however many
+    statements it issues (the hot non-streamed write is one transaction)."""
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    assert isinstance(store, SQLiteStore)
+    await store.open()
+    hops: list[bool] = []
+    run = store.driver._run
+
+    def counted(op: Any, transaction: bool) -> Any:
+        hops.append(transaction)
+        return run(op, transaction)
+
+    store.driver._run = counted  # type: ignore[method-assign]
+    try:
+        conv = {"id": "conv_h", "object": "conversation", "created_at": 1, "metadata": {}}
+        await store.create_conversation(T1, conv, [message("c0")])
+        resp = {"id": "resp_h", "object": "response", "created_at": 1, "status": "completed",
+                "previous_response_id": None, "conversation_id": "conv_h", "background": False,
+                "output": [message("out", "assistant")]}
+        hops.clear()
+        await store.record_response(T1, resp, {"model": "m"}, [message("in")], [message("in"), message("out")])
+        assert hops == [True], "record_response: one transaction, one hop"
+        hops.clear()
+        assert await store.load_context(T1, "resp_h") is not None
+        assert await store.list_conversation_items(T1, "conv_h", after=None, limit=2, order="asc") is not None
+        assert hops == [False, False]
+    finally:
+        await store.close()
+
+
+async def test_an_operation_may_await_only_its_connection(tmp_path: Path) -> None:
+    """An operation that awaits anything else would suspend on the store's
+    thread with its transaction open: the driver refuses it and rolls back."""
+    store = open_store(f"sqlite:///{tmp_path / 'o.db'}")
+    assert isinstance(store, SQLiteStore)
+    await store.open()
+    try:
+        async def strays(db: Conn) -> None:
+            await db.execute(sql.INSERT_SECRET, "stray", "x")
+            await asyncio.sleep(0)
+
+        with pytest.raises(RuntimeError, match="awaited something other"):
+            await store.driver.write(strays)
+        assert await store.driver.read(lambda db: db.fetchval(sql.GET_SECRET, "stray")) is None
+    finally:
+        await store.close()

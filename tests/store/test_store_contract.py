@@ -14,6 +14,7 @@ import pytest
 from responsa.store import Store, open_store
 from responsa.store.base import IdempotencyConflict, UnknownCursor
 from responsa.store.base import Store as StoreProtocol
+from responsa.store.driver import DuplicateKey
 from responsa.store.postgres import PostgresStore
 from responsa.store.sqlite import SQLiteStore
 
@@ -130,10 +131,15 @@ async def test_idempotency_concurrent(store: Store) -> None:
 
 
 async def test_duplicate_id_without_key_raises(store: Store) -> None:
+    """Both drivers report a unique violation as the same ``DuplicateKey``
+    (SQLite's IntegrityError and asyncpg's UniqueViolationError were caught
+    separately, and SQLite's catch also swallowed NOT NULL/foreign-key errors)."""
     resp = await create(store, T1)
-    with pytest.raises(Exception) as err:
+    with pytest.raises(DuplicateKey):
         await create(store, T1, rid=resp["id"])
-    assert not isinstance(err.value, IdempotencyConflict)
+    with pytest.raises(DuplicateKey):  # the id is taken, not the key: no IdempotencyConflict
+        await create(store, T1, rid=resp["id"], key="fresh-key")
+    assert await store.get_response(T1, resp["id"]) == resp
 
 
 async def test_chain_of_50_in_one_statement(store_url: str) -> None:

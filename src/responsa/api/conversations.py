@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from responsa.api.responses import json_response, list_body, list_params
+from responsa.api.lists import list_body, list_params
+from responsa.api.responses import json_response
 from responsa.api.state import json_body, state
 from responsa.engine.context import resolve_references
 from responsa.protocol.errors import APIError, invalid, not_found

@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from responsa.api.responses import json_response, list_body, list_params
+from responsa.api.lists import list_body, list_params
+from responsa.api.responses import json_response
 from responsa.api.state import json_body, state
 from responsa.engine.prompts import template
 from responsa.protocol.errors import APIError, invalid, not_found
@@ -118,7 +119,7 @@ async def versions(request: Request) -> Response:
     if not found:
         raise _missing(pid)
     page = _window(found, request, "version")
-    return json_response(list_body(page.data, page.has_more))
+    return json_response(list_body(page.data, page.has_more, key="version"))
 
 
 async def delete(request: Request) -> Response:

@@ -14,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from responsa.api import sse
+from responsa.api.lists import list_body, list_params
 from responsa.api.state import AppState, json_body, state
 from responsa.engine.background import Reprepare
 from responsa.engine.context import Prepared, prepare
@@ -190,23 +191,6 @@ async def delete(request: Request) -> Response:
     if not await st.store.delete_response(st.tenant(request), rid):
         raise not_found(f"Response with id '{rid}' not found.", "response_id")
     return json_response({"id": rid, "object": "response.deleted", "deleted": True})
-
-
-def list_params(request: Request) -> tuple[str | None, str | None, int, Any]:
-    """``after``/``before``/``limit``/``order`` exactly as OpenAI's lists take them."""
-    q = request.query_params
-    limit = whole_number(q.get("limit", "20"))
-    if limit is None or not 1 <= limit <= 100:
-        raise invalid("'limit' must be an integer between 1 and 100.", "limit")
-    order = q.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise invalid("'order' must be 'asc' or 'desc'.", "order")
-    return q.get("after"), q.get("before"), limit, order
-
-
-def list_body(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
-    return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None, "has_more": has_more}
 
 
 async def input_items(request: Request) -> Response:
