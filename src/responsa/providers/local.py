@@ -244,19 +244,29 @@ def _native_tools(req: ModelRequest, body: dict[str, Any]) -> None:
     body["parallel_tool_calls"] = req.parallel_tool_calls
 
 
+def native_call_format(req: ModelRequest, template_has_tools: bool) -> bool:
+    """Whether tools go to llama.cpp as tools (the template's own format,
+    parsed by llama.cpp) rather than through our prompt and grammar. Only for
+    ``tool_choice`` "auto": this llama.cpp build does not enforce "required"
+    or a named tool for template-native calls (the model may answer in text),
+    so a forced call always goes through the grammar, which guarantees it."""
+    return template_has_tools and not _offered_tools(req)[1]
+
+
 def chat_body(req: ModelRequest, *, native_tools: bool = False, temperature: float = _DEFAULT_TEMPERATURE,
               max_tokens: int = _DEFAULT_MAX_TOKENS) -> dict[str, Any]:
     """ModelRequest -> llama.cpp chat-completions body (public so the
     benchmark can drive xllamacpp with exactly what Responsa sends).
-    ``native_tools``: the GGUF's template calls tools itself (see module doc);
-    ``temperature``/``max_tokens`` apply when the request leaves them unset."""
+    ``native_tools``: the GGUF's template calls tools itself (see module doc
+    and :func:`native_call_format`); ``temperature``/``max_tokens`` apply when
+    the request leaves them unset."""
+    tools, required = _offered_tools(req)
+    native_tools = native_tools and not required
     if native_tools:
-        tools: list[dict[str, Any]] = []
-        required = False
+        tools = []
         system = req.instructions
         messages: list[dict[str, Any]] = _native_messages(req, system)
     else:
-        tools, required = _offered_tools(req)
         system = req.instructions
         if tools:
             listing = json.dumps([{k: t[k] for k in ("name", "description", "parameters") if k in t}
@@ -429,7 +439,7 @@ def check_config(cfg: ProviderConfig) -> list[str]:
     for name, path in model_files(cfg).items():
         if path is None:
             continue
-        file = Path(path)
+        file = Path(path).absolute()
         if not file.is_file():
             problems.append(f"model '{name}': file not found: {file}")
             continue
@@ -574,7 +584,7 @@ class LocalProvider:
                 return
             try:
                 loaded = self._server(path, bundled)
-                if loaded.native_tools:
+                if native_call_format(req, loaded.native_tools):
                     native.set()
                 body = chat_body(req, native_tools=loaded.native_tools, temperature=self._temperature,
                                  max_tokens=self._max_tokens)
