@@ -17,8 +17,8 @@ from responsa.api import boundary, compact, conversations, errors, models, promp
 from responsa.api.responses import json_response
 from responsa.api.state import AppState
 from responsa.config import Settings, load_settings
-from responsa.engine.background import BackgroundRunner
 from responsa.engine.compaction import key_from
+from responsa.engine.engine import Engine
 from responsa.fanout import from_url as fanout_from_url
 from responsa.protocol.errors import APIError
 from responsa.providers.registry import Registry
@@ -41,18 +41,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await prompts.seed(store, settings.prompts_dir)
         registry = Registry(settings)
         secret = settings.secret_key or await store.server_secret("compaction")
-        st = AppState(settings=settings, store=store, registry=registry, api_keys=frozenset(settings.api_keys),
-                      compaction_key=key_from(secret))
-        app.state.responsa = st
         fanout = fanout_from_url(settings.redis_url)
         await fanout.open()
-        st.background = BackgroundRunner(store, fanout, responses.repreparer(st), lease_s=settings.background_lease_s,
-                                         concurrency=settings.background_concurrency)
-        await st.background.start()
+        engine = Engine(settings=settings, store=store, registry=registry, fanout=fanout,
+                        compaction_key=key_from(secret))
+        app.state.responsa = AppState(settings=settings, store=store, registry=registry, engine=engine,
+                                      api_keys=frozenset(settings.api_keys))
+        await engine.start()
         try:
             yield
         finally:
-            await st.background.stop()
+            await engine.stop()
             await fanout.close()
             await registry.aclose()
             await store.close()

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from responsa.api.responses import json_response
 from responsa.api.state import AppState, json_body, state
 from responsa.engine import compaction, tokens
-from responsa.engine.context import Prepared, prepare
+from responsa.engine.context import Prepared
 from responsa.protocol.errors import invalid
 from responsa.protocol.ids import new_id
 from responsa.protocol.request import CreateResponse, parse_create
@@ -44,9 +44,7 @@ async def _context(request: Request, allowed: frozenset[str], endpoint: str, *,
     req = _parse(await json_body(request, st.settings.max_body_bytes), allowed, endpoint)
     if require_model and req.model is None:
         raise invalid("Missing required parameter: 'model'.", "model", "missing_required_parameter")
-    prep = await prepare(req, tenant=tenant, store=st.store, registry=st.registry,
-                         default_model=st.settings.default_model, compaction_key=st.compaction_key,
-                         enforce_window=req.truncation == "auto")
+    prep = await st.engine.prepare(req, tenant, enforce_window=req.truncation == "auto")
     return st, tenant, req, prep
 
 
@@ -66,7 +64,7 @@ async def compact(request: Request) -> Response:
         "id": new_id("resp"),
         "object": "response.compaction",
         "created_at": int(time.time()),
-        "output": [*kept, compaction.encode(items, key=st.compaction_key, tenant=tenant)],
+        "output": [*kept, compaction.encode(items, key=st.engine.compaction_key, tenant=tenant)],
         "usage": {"input_tokens": n, "output_tokens": 0, "total_tokens": n,
                   "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
     })

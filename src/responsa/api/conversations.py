@@ -17,9 +17,11 @@ from responsa.api.state import json_body, state
 from responsa.engine.context import resolve_references
 from responsa.protocol.errors import APIError, invalid, not_found
 from responsa.protocol.ids import new_id
-from responsa.protocol.items import Item, normalize_input
+from responsa.protocol.items import normalize_input
 from responsa.protocol.request import INCLUDE_VALUES, check_metadata
+from responsa.protocol.types import Item
 from responsa.store.base import Store
+from responsa.tools.registry import INPUT_ITEMS
 
 MAX_ITEMS_PER_CALL = 20
 
@@ -53,7 +55,7 @@ async def _items(store: Store, tenant: str, raw: Any, *, required: bool) -> list
     if len(raw) > MAX_ITEMS_PER_CALL:
         raise invalid(f"Invalid 'items': at most {MAX_ITEMS_PER_CALL} items can be added at a time, got "
                       f"{len(raw)}.", "items", "array_above_max_length")
-    items = normalize_input(raw, "items")
+    items = normalize_input(raw, "items", INPUT_ITEMS)
     await resolve_references(store, tenant, items, "items")
     return items
 

@@ -1,5 +1,6 @@
 """Every failure leaves the server in the OpenAI error shape; nothing
-reaches a client as a traceback or an HTML page."""
+reaches a client as a traceback or an HTML page. The shape itself is
+written once, in ``protocol.errors``."""
 
 from __future__ import annotations
 
@@ -10,21 +11,17 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from responsa.protocol.errors import APIError
+from responsa.protocol.errors import ResponsaError, ServerError, error_body
 
 log = logging.getLogger("responsa.api")
 
-_STATUS_TYPES = {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
-                 405: "invalid_request_error", 409: "invalid_request_error", 413: "invalid_request_error",
-                 429: "rate_limit_error"}
 
-
-def error_response(exc: APIError) -> Response:
-    return Response(orjson.dumps(exc.body()), status_code=exc.status, media_type="application/json")
+def error_response(exc: ResponsaError) -> Response:
+    return Response(orjson.dumps(error_body(exc)), status_code=exc.status, media_type="application/json")
 
 
 async def api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, APIError)
+    assert isinstance(exc, ResponsaError)
     return error_response(exc)
 
 
@@ -49,12 +46,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
     message = exc.detail if exc.status_code != 404 else f"No route for {request.method} {path}.{hint}"
     if exc.status_code == 405:
         message = f"Method {request.method} is not allowed on {request.url.path}."
-    return error_response(APIError(str(message), status=exc.status_code,
-                                   type=_STATUS_TYPES.get(exc.status_code, "invalid_request_error"),
-                                   code="not_found" if exc.status_code == 404 else None))
+    return error_response(ResponsaError(str(message), status=exc.status_code,
+                                        code="not_found" if exc.status_code == 404 else None))
 
 
 async def unhandled(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(APIError("The server had an error while processing your request.", status=500,
-                                   type="server_error", code="server_error"))
+    return error_response(ServerError())

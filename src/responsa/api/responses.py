@@ -1,5 +1,6 @@
 """``/v1/responses`` routes: create (JSON or SSE), retrieve (or replay as a
-stream), delete, input items."""
+stream), cancel, delete, input items. Each route translates HTTP into an
+``Engine`` call and its result back; the engine does the rest."""
 
 from __future__ import annotations
 
@@ -14,17 +15,15 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from responsa.api import sse
+from responsa.api.errors import error_response
 from responsa.api.lists import list_body, list_params
 from responsa.api.state import AppState, json_body, state
-from responsa.engine.background import Reprepare
-from responsa.engine.context import Prepared, prepare
-from responsa.engine.events import Event
-from responsa.engine.loop import TERMINAL
-from responsa.engine.replay import replay
-from responsa.engine.runner import execute
+from responsa.engine.context import Prepared
+from responsa.engine.engine import failure
 from responsa.protocol.errors import APIError, invalid, not_found
 from responsa.protocol.request import parse_create, whole_number
 from responsa.protocol.response import visible
+from responsa.protocol.types import Event
 from responsa.store.base import IdempotencyConflict
 
 IDEMPOTENCY_WAIT_S = 30.0
@@ -32,16 +31,6 @@ IDEMPOTENCY_WAIT_S = 30.0
 
 def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-def _failed_status(response: dict[str, Any], status: int | None, type: str | None) -> Response:
-    """A non-streamed response that failed upstream becomes an HTTP error a
-    client's retry logic understands (502/504/429/400), in the error shape."""
-    err = response.get("error") or {}
-    return Response(orjson.dumps(APIError(err.get("message", "The response failed."), status=status or 502,
-                                          type=type or "server_error", code=err.get("code")).body()),
-                    status_code=status or 502, media_type="application/json",
-                    headers={"x-response-id": response["id"]})
 
 
 async def _prepend(first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
@@ -85,6 +74,13 @@ def _stream(events: AsyncIterator[Event], include: Collection[str]) -> Streaming
 
 
 def _show(response: dict[str, Any], include: Collection[str]) -> Response:
+    """A finished response as JSON; a failed one as the HTTP error it failed
+    with (502/429/400...), which a client's retry logic understands."""
+    error = failure(response)
+    if error is not None:
+        out = error_response(error)
+        out.headers["x-response-id"] = response["id"]
+        return out
     return json_response(visible(response, include))
 
 
@@ -93,62 +89,39 @@ def _include(request: Request) -> list[str]:
     return [*request.query_params.getlist("include"), *request.query_params.getlist("include[]")]
 
 
-async def _replayed(events: list[Event]) -> AsyncIterator[Event]:
-    for ev in events:
-        yield ev
-
-
-def repreparer(st: AppState) -> Reprepare:
-    """How the background runner rebuilds a queued turn from its stored request."""
-    async def again(tenant: str, request_json: dict[str, Any]) -> Prepared:
-        return await prepare(parse_create(request_json), tenant=tenant, store=st.store, registry=st.registry,
-                             default_model=st.settings.default_model, compaction_key=st.compaction_key)
-    return again
-
-
 async def _create_background(request: Request, st: AppState, tenant: str, prep: Prepared,
                              stream: bool, include: list[str]) -> Response:
     """Returns at once (``queued``), or follows the job's events as they are stored."""
     idem = request.headers.get("idempotency-key")
     try:
-        queued = await st.runner.submit(tenant, prep, idempotency_key=idem)
+        queued = await st.engine.submit(prep, tenant, idempotency_key=idem)
     except IdempotencyConflict as dup:
         queued = await _wait_for(request, tenant, dup.response_id, prep.request_json)
     if stream:
-        return _stream(st.runner.follow(tenant, queued["id"], -1), include)
-    return _show(queued, include)
+        return _stream(st.engine.follow(tenant, queued["id"], -1), include)
+    return json_response(visible(queued, include))
 
 
 async def create(request: Request) -> Response:
     st = state(request)
     tenant = st.tenant(request)
     req = parse_create(await json_body(request, st.settings.max_body_bytes))
-    prep = await prepare(req, tenant=tenant, store=st.store, registry=st.registry,
-                         default_model=st.settings.default_model, compaction_key=st.compaction_key)
+    prep = await st.engine.prepare(req, tenant)
     include = req.include or []
     if req.background:
         return await _create_background(request, st, tenant, prep, bool(req.stream), include)
     idem = request.headers.get("idempotency-key") if prep.store else None
-    events = execute(prep, st.store, tenant, idempotency_key=idem, deferred=not req.stream)
     try:
+        if not req.stream:
+            return _show(await st.engine.respond(prep, tenant, idempotency_key=idem), include)
+        events = st.engine.run(prep, tenant, idempotency_key=idem)
         first = await anext(events)
     except IdempotencyConflict as dup:
         earlier = await _wait_for(request, tenant, dup.response_id, prep.request_json)
         if req.stream:
-            return _stream(_replayed(replay(earlier)), include)
-        if earlier["status"] == "failed":
-            return _failed_status(earlier, None, None)
+            return _stream(st.engine.events(tenant, earlier), include)
         return _show(earlier, include)
-    if req.stream:
-        return _stream(_prepend(first, events), include)
-    final: dict[str, Any] = first["response"]
-    async for ev in events:
-        if ev["type"] in TERMINAL:
-            final = ev["response"]
-    failure = prep.turn.failure
-    if final["status"] == "failed" and failure is not None:
-        return _failed_status(final, failure.status, failure.type)
-    return _show(final, include)
+    return _stream(_prepend(first, events), include)
 
 
 async def _stored(request: Request) -> tuple[AppState, str, str, dict[str, Any]]:
@@ -163,7 +136,7 @@ async def _stored(request: Request) -> tuple[AppState, str, str, dict[str, Any]]
 
 
 async def retrieve(request: Request) -> Response:
-    st, tenant, rid, found = await _stored(request)
+    st, tenant, _, found = await _stored(request)
     if request.query_params.get("stream") in ("true", "1"):
         after = request.query_params.get("starting_after")
         cursor = -1 if after is None else whole_number(after.removeprefix("-"))
@@ -171,18 +144,13 @@ async def retrieve(request: Request) -> Response:
             raise invalid("'starting_after' must be an integer sequence number.", "starting_after")
         if after is not None and after.startswith("-"):
             cursor = -cursor
-        if found.get("background"):
-            return _stream(st.runner.follow(tenant, rid, cursor), _include(request))
-        events = [ev for ev in replay(found) if ev["sequence_number"] > cursor]
-        return _stream(_replayed(events), _include(request))
-    return _show(found, _include(request))
+        return _stream(st.engine.events(tenant, found, cursor), _include(request))
+    return json_response(visible(found, _include(request)))
 
 
 async def cancel(request: Request) -> Response:
     st, tenant, _, found = await _stored(request)
-    if not found.get("background"):
-        raise APIError("Only background responses can be cancelled.", param="response_id", code=None)
-    return _show(await st.runner.cancel(tenant, found), _include(request))
+    return json_response(visible(await st.engine.cancel(tenant, found), _include(request)))
 
 
 async def delete(request: Request) -> Response:

@@ -10,7 +10,7 @@ from starlette.requests import HTTPConnection, Request
 from responsa.api.auth import tenant_of
 from responsa.api.boundary import check_raw
 from responsa.config import Settings
-from responsa.engine.background import BackgroundRunner
+from responsa.engine.engine import Engine
 from responsa.protocol.errors import APIError
 from responsa.providers.registry import Registry
 from responsa.store.base import Store
@@ -21,20 +21,12 @@ class AppState:
     settings: Settings
     store: Store
     registry: Registry
+    engine: Engine
+    """Runs every turn (``engine.engine``); the routes only translate HTTP to its calls."""
     api_keys: frozenset[str] = field(default_factory=frozenset)
-    compaction_key: bytes = b""
-    """Signs compaction items (see ``engine.compaction``); set at start-up."""
-    background: BackgroundRunner | None = None
-    """Runs ``background: true`` responses; set once the app has started."""
 
     def tenant(self, conn: HTTPConnection) -> str:
         return tenant_of(conn, self.api_keys)
-
-    @property
-    def runner(self) -> BackgroundRunner:
-        if self.background is None:
-            raise RuntimeError("the background runner starts with the app's lifespan")
-        return self.background
 
 
 def state(conn: HTTPConnection) -> AppState:

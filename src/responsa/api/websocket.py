@@ -22,19 +22,17 @@ from collections import OrderedDict
 from typing import Any
 
 import orjson
-from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from responsa.api.boundary import check_raw
+from responsa.api.errors import error_response
 from responsa.api.state import AppState, state
-from responsa.engine.context import load_history, prepare
-from responsa.engine.loop import TERMINAL
-from responsa.engine.runner import execute
-from responsa.protocol.errors import APIError, invalid
-from responsa.protocol.items import Item
+from responsa.protocol.errors import APIError, ServerError, invalid, ws_frame
+from responsa.protocol.events import TERMINAL
 from responsa.protocol.request import parse_create
 from responsa.protocol.response import visible
+from responsa.protocol.types import Item
 
 log = logging.getLogger("responsa.websocket")
 
@@ -47,9 +45,7 @@ _FORBIDDEN = ("stream", "stream_options", "background")
 
 
 def error_frame(exc: APIError) -> bytes:
-    return orjson.dumps({"type": "error", "status": exc.status,
-                         "error": {"type": exc.type, "code": exc.code or exc.type, "message": exc.message,
-                                   "param": exc.param}})
+    return orjson.dumps(ws_frame(exc))
 
 
 def _request_body(raw: str | bytes | None) -> dict[str, Any]:
@@ -90,26 +86,18 @@ class _Connection:
             req = parse_create(_request_body(raw))
             prev_id = req.previous_response_id
             cached = self.cache.get(prev_id) if prev_id is not None else None
-            history = cached if cached is not None else await load_history(self.st.store, self.tenant, prev_id)
-            st = self.st
-            prep = await prepare(req, tenant=self.tenant, store=st.store, registry=st.registry,
-                                 default_model=st.settings.default_model, history=history,
-                                 compaction_key=st.compaction_key)
+            engine = self.st.engine
+            history = cached if cached is not None else await engine.load_history(self.tenant, prev_id)
+            prep = await engine.prepare(req, self.tenant, history=history)
         except APIError as exc:
             self._evict(prev_id)
             await self.ws.send_text(error_frame(exc).decode())
             return
-        events = execute(prep, self.st.store, self.tenant)
-        dropped = 0
+        # A failed turn ends with ``response.failed`` alone (it carries the error): a client ends a
+        # turn at the first error frame, so an ``error`` frame too would shift every later turn by one.
+        events = self.st.engine.run(prep, self.tenant, error_event=False)
         try:
             async for ev in events:
-                if ev["type"] == "error":
-                    # The ``response.failed`` that follows carries the same error, and a client ends a
-                    # turn at the first error frame: two would shift every later turn by one frame.
-                    dropped += 1
-                    continue
-                if dropped:
-                    ev = {**ev, "sequence_number": ev["sequence_number"] - dropped}
                 if ev["type"] in TERMINAL:
                     self._finish(prev_id, ev["response"], [*history, *prep.turn.input_items])
                 await self.ws.send_text(orjson.dumps(visible(ev, req.include or [])).decode())
@@ -133,8 +121,7 @@ async def endpoint(ws: WebSocket) -> None:
         tenant = st.tenant(ws)
     except APIError as exc:
         if "websocket.http.response" in ws.scope.get("extensions", {}):
-            await ws.send_denial_response(Response(orjson.dumps(exc.body()), status_code=exc.status,
-                                                   media_type="application/json"))
+            await ws.send_denial_response(error_response(exc))
         else:
             await ws.close(code=1008, reason=exc.message[:120])
         return
@@ -159,9 +146,7 @@ async def endpoint(ws: WebSocket) -> None:
                 raise
             except Exception:
                 log.exception("websocket turn failed")
-                await ws.send_text(error_frame(APIError(
-                    "The server had an error while processing your request.", status=500, type="server_error",
-                    code="server_error")).decode())
+                await ws.send_text(error_frame(ServerError()).decode())
     except WebSocketDisconnect:
         return
 

@@ -38,12 +38,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from responsa.engine.context import Prepared
-from responsa.engine.events import Event, EventBuilder
-from responsa.engine.loop import TERMINAL, run
+from responsa.engine.events import EventBuilder
+from responsa.engine.loop import run
 from responsa.engine.runner import conversation_items
 from responsa.fanout import Fanout
-from responsa.protocol.errors import APIError
+from responsa.protocol.errors import ResponsaError, ServerError
+from responsa.protocol.events import TERMINAL
+from responsa.protocol.types import Event
 from responsa.store.base import Store
+from responsa.tools.registry import ITEM_KINDS
 
 log = logging.getLogger("responsa.background")
 
@@ -55,35 +58,29 @@ POLL_S = 1.0
 SWEEP_LIMIT = 100
 STOP_WAIT_S = 5.0
 FINISHED = frozenset({"completed", "failed", "incomplete", "cancelled"})
-LOST = ("worker_lost", "The server running this response stopped (it was restarted or crashed) while the "
-        "response was in progress.")
-CRASHED = ("server_error", "The server had an error while processing your request.")
-SHUTDOWN = ("server_shutdown", "The server shut down while the response was in progress.")
+
+
+def _lost() -> ResponsaError:
+    return ServerError("The server running this response stopped (it was restarted or crashed) while the "
+                       "response was in progress.", code="worker_lost")
+
+
+def _crashed() -> ResponsaError:
+    return ServerError()
+
+
+def _shutdown() -> ResponsaError:
+    return ServerError("The server shut down while the response was in progress.", code="server_shutdown")
+
 
 Reprepare = Callable[[str, dict[str, Any]], Awaitable[Prepared]]
 """Rebuild a turn from a stored request (``tenant``, request JSON)."""
 
 
-def _settled(item: dict[str, Any]) -> dict[str, Any]:
-    """An output item as it stands when its turn is stopped mid-way."""
-    out = {k: v for k, v in item.items() if k != "_index"}
-    if out.get("status") == "in_progress":
-        out["status"] = "incomplete"
-    return out
-
-
-def _ending(response: dict[str, Any], seq: int, error: tuple[str, str] | None) -> list[Event]:
-    """Terminal events for a turn stopped from outside the engine: cancelled
-    (``error`` None) or failed with ``error`` = (code, message)."""
-    b = EventBuilder(response)
-    b.seq = seq
-    if error is None:
-        response["status"] = "cancelled"
-        return [b.event("response.failed", response=response)]
-    response["status"] = "failed"
-    response["error"] = {"code": error[0], "message": error[1]}
-    return [b.event("error", error={"type": "server_error", "code": error[0], "message": error[1], "param": None}),
-            b.event("response.failed", response=response)]
+def _ending(response: dict[str, Any], error: ResponsaError | None) -> list[Event]:
+    """Terminal events for a job stopped from outside any runner of it (a
+    stored response): cancelled (``error`` None) or failed with ``error``."""
+    return EventBuilder(response, kinds=ITEM_KINDS).stop(error)
 
 
 @dataclass(slots=True, eq=False)
@@ -96,7 +93,7 @@ class _Job:
     producer: asyncio.Task[None] | None = None
     halted: bool = False
     """The runner stopped the turn: cancelled if ``error`` is None."""
-    error: tuple[str, str] | None = None
+    error: ResponsaError | None = None
 
     @property
     def id(self) -> str:
@@ -132,7 +129,7 @@ class BackgroundRunner:
                 await task
         jobs = list(self._jobs.values())
         for job in jobs:
-            self._halt(job, SHUTDOWN)
+            self._halt(job, _shutdown())
         tasks = {job.task for job in jobs if job.task is not None}
         if tasks:
             await asyncio.wait(tasks, timeout=STOP_WAIT_S)
@@ -237,7 +234,7 @@ class BackgroundRunner:
         job.task = asyncio.create_task(self._run(job), name=f"background-{rid}")
         job.task.add_done_callback(lambda _: self._jobs.pop(rid, None))
 
-    def _halt(self, job: _Job, why: tuple[str, str] | None) -> None:
+    def _halt(self, job: _Job, why: ResponsaError | None) -> None:
         if not job.halted:
             job.halted, job.error = True, why
         if job.producer is not None:
@@ -277,7 +274,6 @@ class BackgroundRunner:
         assert job.producer is not None
         turn = job.prep.turn
         started = False
-        next_seq = 0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(job.wake.wait(), FLUSH_S)
@@ -286,10 +282,7 @@ class BackgroundRunner:
             batch, job.buffer = job.buffer, []
             ended = bool(batch) and batch[-1]["type"] in TERMINAL
             if stopped and not ended:
-                seq = batch[-1]["sequence_number"] + 1 if batch else next_seq
-                turn.response["output"] = [_settled(it) for it in turn.response["output"]]
-                why = job.error if job.halted else CRASHED
-                batch += _ending(turn.response, seq, why)
+                batch += turn.builder.stop(job.error if job.halted else _crashed())
                 ended = True
             if not batch:
                 continue
@@ -309,7 +302,6 @@ class BackgroundRunner:
                 self.fanout.publish(job.id, ev)
             if ended:
                 return
-            next_seq = batch[-1]["sequence_number"] + 1
 
     # -- leases and the sweeper --------------------------------------------
 
@@ -343,7 +335,7 @@ class BackgroundRunner:
             found = await self.store.get_response(tenant, rid)
             if found is not None:
                 log.warning("background response %s lost its worker; marking it failed", rid)
-                await self._close(tenant, found, LOST, now)
+                await self._close(tenant, found, _lost(), now)
 
     async def _rerun(self, tenant: str, rid: str) -> None:
         """Run a job nobody started, from its stored (secret-free) request."""
@@ -353,18 +345,18 @@ class BackgroundRunner:
             return
         try:
             prep = await self._reprepare(tenant, request)
-        except APIError as exc:
-            await self._close(tenant, stored, (exc.code or "invalid_request", exc.message), math.inf)
+        except ResponsaError as exc:
+            await self._close(tenant, stored, exc, math.inf)
             return
         prep.turn.response.update(stored)
         prep.turn.queued = True
         log.info("re-running queued background response %s", rid)
         self._start(tenant, prep)
 
-    async def _close(self, tenant: str, response: dict[str, Any], error: tuple[str, str] | None,
+    async def _close(self, tenant: str, response: dict[str, Any], error: ResponsaError | None,
                      expired_before: float) -> None:
         """End a job from outside its runner and tell its followers."""
-        stored = await self.store.close_job(tenant, response, _ending(response, 0, error),
+        stored = await self.store.close_job(tenant, response, _ending(response, error),
                                             expired_before=expired_before)
         for ev in stored or ():
             self.fanout.publish(response["id"], ev)

@@ -6,28 +6,27 @@ any event is emitted, so it becomes a clean 4xx instead of a failed stream.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from responsa import limits
+from responsa.config import Settings
 from responsa.engine import compaction, prompts, truncation
+from responsa.engine.events import EventBuilder
 from responsa.engine.loop import Candidate, Turn
 from responsa.protocol.errors import APIError, invalid, not_found
 from responsa.protocol.ids import new_id
-from responsa.protocol.items import Item, normalize_input
+from responsa.protocol.items import normalize_input
 from responsa.protocol.params import check_background, native, needs_native
 from responsa.protocol.request import CreateResponse, instructions_text
 from responsa.protocol.response import new_response
+from responsa.protocol.types import Item
 from responsa.providers.base import ModelRequest, ProviderError
 from responsa.providers.registry import AppliesDefaults, Registry, UnknownModel
 from responsa.store.base import Store
+from responsa.tools.base import ToolRequest, Toolset, ToolType
 from responsa.tools.functions import check_schema
-from responsa.tools.mcp.items import has_mcp_items, model_view
-from responsa.tools.mcp.specs import redacted_tool
-from responsa.tools.server_tools import server_tools_for
-
-_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+from responsa.tools.registry import BY_TOOL_TYPE, INPUT_ITEMS, ITEM_KINDS, TOOL_TYPES, supported_tool_types
 
 
 @dataclass(slots=True)
@@ -95,49 +94,48 @@ def _model_candidates(req: CreateResponse, registry: Registry, default_model: st
     return display, candidates
 
 
-def _function_tools(req: CreateResponse) -> list[dict[str, Any]]:
-    """Linear in the number of tools (a set for duplicates: the list scan it
+def _tools(req: CreateResponse) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``tools`` validated by the tool type registered for each entry's
+    ``type``: the function tools the model is given directly, and every
+    entry as the Response echoes it (secrets redacted), in request order.
+    Linear in the number of tools (a set for duplicates: the list scan it
     replaced froze the server for 10-20 s on 20,000 tools)."""
-    tools: list[dict[str, Any]] = []
+    functions: list[dict[str, Any]] = []
+    echoed: list[dict[str, Any]] = []
     names: set[str] = set()
     for i, tool in enumerate(req.tools or []):
         ttype = tool.get("type")
-        if ttype == "mcp":
-            continue  # the server runs these: tools.server_tools
-        if ttype != "function":
+        tt = BY_TOOL_TYPE.get(ttype) if isinstance(ttype, str) else None
+        if tt is None or tt.parse_tool is None:
             raise invalid(f"Invalid value for 'tools[{i}].type': {ttype!r}. Supported tool types are "
-                          "'function' and 'mcp'.", f"tools[{i}].type", "unsupported_value")
-        name = tool.get("name")
-        if not isinstance(name, str) or not _TOOL_NAME.match(name):
-            raise invalid(f"Invalid 'tools[{i}].name': must be 1-64 characters of a-z, A-Z, 0-9, '_' or "
-                          "'-'.", f"tools[{i}].name")
-        params = tool.get("parameters")
-        if params is not None and not isinstance(params, dict):
-            raise invalid(f"Invalid type for 'tools[{i}].parameters': expected a JSON schema object.",
-                          f"tools[{i}].parameters", "invalid_type")
-        strict = tool.get("strict")
-        if strict is not None and not isinstance(strict, bool):
-            raise invalid(f"Invalid type for 'tools[{i}].strict': expected a boolean.", f"tools[{i}].strict",
-                          "invalid_type")
-        description = tool.get("description")
-        if description is not None and not isinstance(description, str):
-            raise invalid(f"Invalid type for 'tools[{i}].description': expected a string.",
-                          f"tools[{i}].description", "invalid_type")
-        unknown = set(tool) - {"type", "name", "description", "parameters", "strict"}
-        if unknown:
-            key = sorted(unknown)[0]
-            raise invalid(f"Unknown parameter: 'tools[{i}].{key}'.", f"tools[{i}].{key}", "unknown_parameter")
-        if name in names:
-            raise invalid(f"Duplicate tool name {name!r} in 'tools'.", f"tools[{i}].name")
-        names.add(name)
-        if strict and params is not None:
-            check_schema(params, f"tools[{i}].parameters")
-        tools.append({"type": "function", "name": name, "description": description, "parameters": params,
-                      "strict": strict})
-    return tools
+                          f"{supported_tool_types()}.", f"tools[{i}].type", "unsupported_value")
+        parsed = tt.parse_tool(tool, f"tools[{i}]")
+        if parsed["type"] == "function":
+            if parsed["name"] in names:
+                raise invalid(f"Duplicate tool name {parsed['name']!r} in 'tools'.", f"tools[{i}].name")
+            names.add(parsed["name"])
+            functions.append(parsed)
+        echoed.append(parsed)
+    return functions, echoed
+
+
+async def _toolsets(req: CreateResponse, *, history: list[Item], new_items: list[Item],
+                    function_names: set[str], settings: Settings) -> list[tuple[ToolType, Toolset]]:
+    """The toolset of every tool type this request uses (each validates its
+    part of the request first: 400s before anything runs)."""
+    built: list[tuple[ToolType, Toolset]] = []
+    for tt in TOOL_TYPES:
+        if tt.build is None:
+            continue
+        entries = [(i, t) for i, t in enumerate(req.tools or []) if t.get("type") in tt.tool_types]
+        toolset = await tt.build(ToolRequest(req, entries, history, new_items, function_names, settings))
+        if toolset is not None:
+            built.append((tt, toolset))
+    return built
 
 
 def _tool_choice(choice: Any, tools: list[dict[str, Any]], server_tools: bool) -> Any:
+    """``server_tools``: the request has tools the server runs (``required`` is then satisfiable)."""
     names = {t["name"] for t in tools}
     if choice is None:
         return "auto"
@@ -255,11 +253,11 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     prompt = await prompts.resolve(req.prompt, tenant=tenant, store=store) if req.prompt else None
     model, candidates = _model_candidates(req, registry, (prompt and prompt.model) or default_model)
     heavy = limits.check_request(req.tools, req.input, req.text)  # 400 over a limit; else off-loop when heavy
-    tools = await limits.offload(heavy, _function_tools, req)
-    has_mcp = any(t.get("type") == "mcp" for t in req.tools or []) or req.mcp_servers not in (None, "", [])
-    tool_choice = _tool_choice(req.tool_choice, tools, has_mcp)
+    tools, echoed_tools = await limits.offload(heavy, _tools, req)
+    has_server_tools = len(echoed_tools) > len(tools) or req.mcp_servers not in (None, "", [])
+    tool_choice = _tool_choice(req.tool_choice, tools, has_server_tools)
     instructions, _ = instructions_text(req)
-    new_items = normalize_input(req.input)
+    new_items = normalize_input(req.input, "input", INPUT_ITEMS)
     conversation_id = _conversation_id(req)
     if prompt is not None:
         # The prompt's instructions come first and the request's extend them;
@@ -278,15 +276,15 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     history = _expand(history, compaction_key, tenant, "previous_response_id")
     expanded = _expand(new_items, compaction_key, tenant, "input")
     _check_call_ids(history, expanded)
-    server_tools = await server_tools_for(req, history=history, new_items=expanded,
-                                          function_names={t["name"] for t in tools}, settings=registry.settings)
+    toolsets = await _toolsets(req, history=history, new_items=expanded, function_names={t["name"] for t in tools},
+                               settings=registry.settings)
 
     caps = candidates[0].provider.capabilities(candidates[0].model)
     if (needed := needs_native(req.model_dump(exclude_unset=True))) and not caps.responses_native:
         raise invalid(f"'{needed}' needs an upstream that speaks the Responses API natively (an "
                       f"'openai-responses' provider); model '{model}' cannot honour it.", needed,
                       "unsupported_parameter")
-    if (tools or server_tools) and not caps.tools:
+    if (tools or toolsets) and not caps.tools:
         raise invalid(f"Model '{model}' does not support tools.", "tools", "unsupported_parameter")
     if tool_choice not in ("auto", "none") and not caps.tool_choice_required and \
             not (isinstance(tool_choice, dict) and tool_choice.get("mode") == "auto"):
@@ -304,8 +302,10 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     if req.reasoning and req.reasoning.get("effort") not in (None, "none") and not caps.reasoning:
         raise invalid(f"Model '{model}' is not a reasoning model.", "reasoning.effort", "unsupported_parameter")
     context = [*history, *expanded]
-    if server_tools is None and has_mcp_items(context):
-        context = model_view(context, lambda label, name: name)
+    active = {tt.name for tt, _ in toolsets}
+    for tt in TOOL_TYPES:  # items of tool types this request does not bring, as any model reads them
+        if tt.name not in active:
+            context = tt.model_view(context)
     if enforce_window:
         context = await limits.offload(heavy or len(context) > 256, truncation.fit, context,
                                        instructions=instructions, tools=tools, model=candidates[0].model,
@@ -327,7 +327,6 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     if prompt is not None:
         params["prompt"] = prompt.echo
     do_store = req.store is not False
-    echoed_tools = [*tools, *(redacted_tool(t) for t in req.tools or [] if t.get("type") == "mcp")]
     response = new_response(
         id=new_id("resp"), model=model, status="in_progress", instructions=instructions, tools=echoed_tools,
         tool_choice=tool_choice, params=params, previous_response_id=prev_id, conversation_id=conversation_id,
@@ -340,9 +339,13 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
         top_logprobs=req.top_logprobs, reasoning=req.reasoning, include=req.include or [],
         user=req.safety_identifier or req.user, native=native(req.model_dump(exclude_unset=True)))
     obfuscate = bool(req.stream) and (req.stream_options or {}).get("include_obfuscation") is True
-    turn = Turn(response=response, request=model_request, candidates=candidates,
-                input_items=new_items, obfuscate=obfuscate, server_tools=server_tools)
+    for tt, _ in toolsets:
+        if tt.response_fields is not None:
+            response.update(tt.response_fields())
+    turn = Turn(response=response, request=model_request, candidates=candidates, input_items=new_items,
+                builder=EventBuilder(response, kinds=ITEM_KINDS, obfuscate=obfuscate),
+                toolsets=[ts for _, ts in toolsets])
     request_json = req.model_dump(exclude_unset=True, exclude={"credentials"})
     if req.tools:
-        request_json["tools"] = [redacted_tool(t) if t.get("type") == "mcp" else t for t in req.tools]
+        request_json["tools"] = [BY_TOOL_TYPE[t["type"]].redact(t) for t in req.tools]
     return Prepared(turn=turn, request_json=request_json, store=do_store)

@@ -1,309 +1,535 @@
-"""Turns provider-neutral ``ModelEvent``s into the Responses event stream.
+"""The one encoder: every Responses event is made here.
 
-This is the only place that assigns item ids, output/content indexes and
-sequence numbers, so every provider gets the identical event taxonomy and a
-streamed and a non-streamed response can never disagree.
+``EventBuilder`` turns provider-neutral ``ModelEvent``s and the items tool
+types open and finish into the Responses event stream; it alone assigns
+output indexes and sequence numbers (item ids come from the items). The
+same builder makes:
+
+- the live stream (``feed`` / ``close_open`` / ``open_item`` / ``finish_item``);
+- the replay of a stored response (``replay``: every stored output item fed
+  back through ``replay_item``), for ``GET /v1/responses/{id}?stream=true``
+  and idempotent retries of a streamed request;
+- every ending: ``complete``, ``fail`` (the ``error`` + ``response.failed``
+  sequence) and ``stop`` (a turn halted from outside: cancelled, server
+  shutdown, client gone), used by the loop, the background runner and
+  WebSocket mode alike.
+
+Ordering rule: an item's events are contiguous. An item that starts while
+an earlier one is still open (a second parallel call, text after an MCP
+call that has not run yet) has its events held and sent, in order, as soon
+as every earlier item is done. So each item's events depend only on the
+item, and replaying item by item gives the live sequence.
+
+Replay coalesces each run of deltas into one delta per part (the store does
+not keep chunk boundaries) and carries no ``obfuscation``; everything else
+(types, order, payloads, item ids, output indexes) is identical. Sequence
+numbers of a replay are therefore its own, except for background responses,
+whose live events are stored and replayed as they were (``starting_after``
+then names the same event as in the live stream). A response whose parts
+each arrived in one delta replays with identical sequence numbers.
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from responsa.protocol import events as E
+from responsa.protocol.errors import ResponsaError, error_object, from_stored, stored_error
 from responsa.protocol.ids import new_id
-from responsa.protocol.response import Response
+from responsa.protocol.types import Event, Item, Response
 from responsa.providers import base as m
+from responsa.tools.base import ItemKind, ToolRoute
+from responsa.tools.functions import FUNCTION_CALL
 
-Event = dict[str, Any]
+
+@dataclass(slots=True, eq=False)
+class _Segment:
+    """The events of one output item, sent once every earlier item is done."""
+
+    index: int
+    item: Item
+    kind: ItemKind | None = None
+    events: list[Event] = field(default_factory=list)
+    done: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class ToolRoute:
-    """A tool name the model sees that really belongs to an MCP server, so
-    the builder makes an ``mcp_call`` (or ``mcp_approval_request``) item for
-    it instead of a client-side ``function_call``."""
+@dataclass(slots=True, eq=False)
+class _Call:
+    kind: ItemKind
+    seg: _Segment
+    chunks: list[str] = field(default_factory=list)
 
-    server_label: str
-    name: str
-    approval: bool = False
+
+def _added_view(kind: ItemKind, item: Item) -> Item:
+    """An item of ``kind`` as ``output_item.added`` shows it: before its work."""
+    out = {k: v for k, v in item.items() if k not in kind.results}
+    out.update(kind.blank)
+    if kind.stream:
+        out[kind.stream] = ""
+    if kind.status:
+        out["status"] = "in_progress"
+    return out
+
+
+def _empty_part(part_type: str) -> dict[str, Any]:
+    if part_type == "refusal":
+        return {"type": "refusal", "refusal": ""}
+    return {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
 
 
 class EventBuilder:
-    """Accumulates output items on ``response`` while producing events.
+    """Builds one response's events and output items.
 
     One builder lives for a whole response, across every model step of the
-    agent loop, so indexes and sequence numbers continue across steps.
+    agent loop, so indexes and sequence numbers continue across steps. Every
+    public method returns the events that may be sent now, in order.
     """
 
-    def __init__(self, response: Response, *, obfuscate: bool = False) -> None:
+    def __init__(self, response: Response, *, kinds: Mapping[str, ItemKind], obfuscate: bool = False,
+                 error_event: bool = True) -> None:
         self.response = response
-        self.output: list[dict[str, Any]] = response["output"]
         self.seq = 0
-        self._obfuscate = obfuscate
-        self._message: dict[str, Any] | None = None
-        self._text: list[str] = []
-        self._logprobs: list[dict[str, Any]] = []
-        self._part_type = "output_text"
-        self._reasoning: dict[str, Any] | None = None
-        self._reasoning_text: list[str] = []
-        self._reasoning_summary = False
-        self._calls: dict[int, dict[str, Any]] = {}
-        self._call_args: dict[int, list[str]] = {}
-        self.routes: dict[str, ToolRoute] = {}
+        self.kinds = kinds
+        self.obfuscate = obfuscate
+        self.error_event = error_event
+        """Whether a failure sends ``error`` before ``response.failed`` (SSE
+        does; a WebSocket turn ends at its one terminal frame)."""
+        self.routes: Mapping[str, ToolRoute] = {}
         self.single_call = False
         """``parallel_tool_calls=false``: keep only the first call of a model
         step; a provider that sends more anyway has the extras dropped before
         any event is emitted for them."""
-        self._step_calls = 0
-        self._server_calls: list[tuple[int, dict[str, Any]]] = []
+        self.step_calls: list[tuple[ItemKind, Item]] = []
+        """The calls the model made in the current step (kind, item)."""
+        self._segments: deque[_Segment] = deque()
+        self._open: dict[int, _Segment] = {}
+        self._message: _Segment | None = None
+        self._part_type = "output_text"
+        self._part_open = False
+        self._text: list[str] = []
+        self._logprobs: list[dict[str, Any]] = []
+        self._reasoning: _Segment | None = None
+        self._reasoning_text: list[str] = []
+        self._reasoning_summary = False
+        self._calls: dict[int, _Call] = {}
+        self._pending: list[tuple[int, Item]] = []
 
-    def event(self, type: str, **fields: Any) -> Event:
-        ev = {"type": type, "sequence_number": self.seq, **fields}
+    @property
+    def output(self) -> list[Item]:
+        """The response's output items (read through the response: a re-run
+        background job has its response updated from the store)."""
+        items: list[Item] = self.response["output"]
+        return items
+
+    # -- plumbing ------------------------------------------------------------
+
+    @staticmethod
+    def _new(type: str, **fields: Any) -> Event:
+        """An event without its sequence number (given when it is sent)."""
+        return {"type": type, "sequence_number": -1, **fields}
+
+    def _send(self, ev: Event) -> Event:
+        ev["sequence_number"] = self.seq
         self.seq += 1
         return ev
 
-    def snapshot(self, type: str) -> Event:
-        """A lifecycle event carrying the response as it is now."""
-        return self.event(type, response={**self.response, "output": list(self.output)})
+    def _drain(self) -> list[Event]:
+        out: list[Event] = []
+        while self._segments:
+            front = self._segments[0]
+            out.extend(self._send(ev) for ev in front.events)
+            front.events.clear()
+            if not front.done:
+                break
+            self._segments.popleft()
+        return out
 
     def _pad(self, ev: Event, delta: str) -> Event:
-        if self._obfuscate:
+        if self.obfuscate:
             ev["obfuscation"] = secrets.token_urlsafe(max(1, 12 - len(delta)))[: max(1, 16 - len(delta))]
         return ev
 
-    # -- items -------------------------------------------------------------
-
-    def _add(self, item: dict[str, Any]) -> tuple[int, Event]:
+    def _add(self, item: Item, shown: Item, kind: ItemKind | None = None) -> _Segment:
         index = len(self.output)
         self.output.append(item)
-        return index, self.event("response.output_item.added", output_index=index, item=dict(item))
+        seg = _Segment(index, item, kind)
+        self._segments.append(seg)
+        self._open[index] = seg
+        seg.events.append(self._new(E.ITEM_ADDED, output_index=index, item=shown))
+        return seg
 
-    def open_item(self, item: dict[str, Any]) -> tuple[int, list[Event]]:
-        """Start an item produced outside the model; ``finish_item`` ends it."""
-        events = self.close_open()
-        index = len(self.output)
-        self.output.append(item)
-        added = {**item, "status": "in_progress"} if "status" in item else dict(item)
-        return index, [*events, self.event("response.output_item.added", output_index=index, item=added)]
+    def _at(self, seg: _Segment, type: str, **fields: Any) -> Event:
+        ev = self._new(type, item_id=seg.item["id"], output_index=seg.index, **fields)
+        seg.events.append(ev)
+        return ev
 
-    def finish_item(self, index: int, item: dict[str, Any]) -> Event:
-        self.output[index] = item
-        return self.event("response.output_item.done", output_index=index, item=dict(item))
+    def _done(self, seg: _Segment) -> None:
+        seg.events.append(self._new(E.ITEM_DONE, output_index=seg.index, item=dict(seg.item)))
+        seg.done = True
+        self._open.pop(seg.index, None)
 
-    def take_server_calls(self) -> list[tuple[int, dict[str, Any]]]:
-        """``mcp_call`` items of the last model step: open until executed
-        and ended with ``finish_server_call``."""
-        calls, self._server_calls = self._server_calls, []
+    # -- lifecycle -----------------------------------------------------------
+
+    def snapshot(self, type: str) -> Event:
+        """A lifecycle event carrying the response as it is now."""
+        return self._send(self._new(type, response={**self.response, "output": list(self.output)}))
+
+    def begin(self, *, queued: bool = False) -> list[Event]:
+        """``response.created`` and ``response.in_progress`` (a background job
+        first shows ``queued``, as OpenAI's SDK expects every stream to begin
+        with ``response.created``)."""
+        events = []
+        if queued:
+            self.response["status"] = "queued"
+            events += [self.snapshot(E.CREATED), self.snapshot(E.QUEUED)]
+        self.response["status"] = "in_progress"
+        if not queued:
+            events.append(self.snapshot(E.CREATED))
+        events.append(self.snapshot(E.IN_PROGRESS))
+        return events
+
+    def complete(self, status: str, usage: dict[str, Any], *, reason: str | None = None,
+                 completed_at: int | None = None) -> list[Event]:
+        """End a turn that ran to its end: ``completed``, or ``incomplete`` for ``reason``."""
+        events = self.close_all("incomplete")
+        r = self.response
+        r["usage"] = usage
+        r["status"] = status
+        if status == "incomplete":
+            r["incomplete_details"] = {"reason": reason}
+        else:
+            r["completed_at"] = completed_at
+        return [*events, self._terminal()]
+
+    def fail(self, exc: ResponsaError, usage: dict[str, Any] | None = None) -> list[Event]:
+        """The spec's failure sequence: open items end ``incomplete``, then an
+        ``error`` event, then ``response.failed`` whose ``error`` records the
+        failure so that a replay reports exactly the same error."""
+        events = self.close_all("incomplete")
+        r = self.response
+        r["status"] = "failed"
+        if usage is not None:
+            r["usage"] = usage
+        r["error"] = stored_error(exc)
+        return [*events, *self._failure()]
+
+    def stop(self, error: ResponsaError | None) -> list[Event]:
+        """End a turn halted from outside the loop: cancelled (``error`` None:
+        status ``cancelled``, ``error`` null, ended by ``response.failed`` as
+        no ``response.cancelled`` event exists) or failed with ``error``."""
+        events = self.close_all("incomplete")
+        for i, item in enumerate(self.output):
+            if item.get("status") == "in_progress":
+                self.output[i] = {**item, "status": "incomplete"}
+        if error is not None:
+            return [*events, *self.fail(error)]
+        self.response["status"] = "cancelled"
+        return [*events, self._terminal()]
+
+    def _failure(self) -> list[Event]:
+        events = []
+        if self.error_event:
+            exc = from_stored(self.response.get("error"))
+            events.append(self._send(self._new(E.ERROR, error=error_object(exc))))
+        return [*events, self._terminal()]
+
+    def _terminal(self) -> Event:
+        return self._send(self._new(E.FINAL_STATUS[self.response["status"]], response=self.response))
+
+    # -- items opened by tool types (the ``tools.base.Emitter`` protocol) --------
+
+    def open_item(self, kind: ItemKind, item: Item) -> tuple[int, list[Event]]:
+        seg = self._begin(kind, item)
+        value = item.get(kind.stream) if kind.stream else None
+        if kind.stream:
+            if value:
+                self._chunk(kind, seg, value)
+            self._stream_done(kind, seg)
+        return seg.index, self._drain()
+
+    def finish_item(self, index: int, item: Item) -> list[Event]:
+        seg = self._open[index]
+        seg.item = self.output[index] = item
+        self._finish(seg)
+        return self._drain()
+
+    def take_server_calls(self) -> list[tuple[int, Item]]:
+        """Items of ``executes`` kinds the last model step made: open until
+        their toolset runs them and ends them with ``finish_item``."""
+        calls, self._pending = self._pending, []
         return calls
 
-    def start_server_call(self, item: dict[str, Any]) -> tuple[int, list[Event]]:
-        """An ``mcp_call`` the model did not stream (an approved request)."""
-        index, events = self.open_item(item)
-        return index, [*events, self.event("response.mcp_call.in_progress", item_id=item["id"],
-                                           output_index=index)]
+    def _begin(self, kind: ItemKind, item: Item) -> _Segment:
+        seg = self._add(item, _added_view(kind, item), kind)
+        for name in kind.opened:
+            self._at(seg, name)
+        return seg
 
-    def finish_server_call(self, index: int, item: dict[str, Any]) -> list[Event]:
-        """End an ``mcp_call`` item whose ``status`` the caller has set."""
-        events = []
-        if item["status"] in ("completed", "failed"):
-            events.append(self.event(f"response.mcp_call.{item['status']}", item_id=item["id"],
-                                     output_index=index))
-        return [*events, self.finish_item(index, item)]
+    def _chunk(self, kind: ItemKind, seg: _Segment, chunk: str) -> None:
+        if kind.delta:
+            self._pad(self._at(seg, kind.delta, delta=chunk), chunk)
+
+    def _stream_done(self, kind: ItemKind, seg: _Segment) -> None:
+        if kind.done and kind.stream:
+            item = seg.item
+            self._at(seg, kind.done, **{kind.stream: item[kind.stream]},
+                     **{k: item[k] for k in kind.done_fields})
+
+    def _finish(self, seg: _Segment) -> None:
+        assert seg.kind is not None
+        for name in seg.kind.finished(seg.item):
+            self._at(seg, name)
+        self._done(seg)
+
+    # -- the model's events --------------------------------------------------
 
     def feed(self, ev: m.ModelEvent) -> list[Event]:
         if isinstance(ev, m.TextDelta):
-            return self._text_delta(ev.text, ev.logprobs, "output_text")
-        if isinstance(ev, m.RefusalDelta):
-            return self._text_delta(ev.text, None, "refusal")
-        if isinstance(ev, m.ReasoningDelta):
-            return self._reasoning_delta(ev)
-        if isinstance(ev, m.ReasoningDone):
+            self._text_delta(ev.text, ev.logprobs, "output_text")
+        elif isinstance(ev, m.RefusalDelta):
+            self._text_delta(ev.text, None, "refusal")
+        elif isinstance(ev, m.ReasoningDelta):
+            self._reasoning_delta(ev)
+        elif isinstance(ev, m.ReasoningDone):
             # Some upstreams send only opaque reasoning (a signature, no text):
             # it still needs an item to round-trip in.
-            opened = [] if self._reasoning is not None else self._reasoning_delta(m.ReasoningDelta(""))
-            return opened + self._close_reasoning(ev.encrypted_content)
-        if isinstance(ev, m.ToolCallStart):
-            return self._call_start(ev)
-        if isinstance(ev, m.ToolCallDelta):
+            if self._reasoning is None:
+                self._reasoning_delta(m.ReasoningDelta(""))
+            self._close_reasoning(ev.encrypted_content)
+        elif isinstance(ev, m.ToolCallStart):
+            self._call_start(ev)
+        elif isinstance(ev, m.ToolCallDelta):
             call = self._calls.get(ev.index)
-            if call is None or not ev.arguments:
-                return []
-            self._call_args[ev.index].append(ev.arguments)
-            kind = call["type"]
-            if kind == "mcp_approval_request":
-                return []
-            etype = "response.mcp_call_arguments.delta" if kind == "mcp_call" else \
-                "response.function_call_arguments.delta"
-            return [self._pad(self.event(etype, item_id=call["id"], output_index=call["_index"],
-                                         delta=ev.arguments), ev.arguments)]
-        return []
+            if call is not None and ev.arguments:
+                call.chunks.append(ev.arguments)
+                self._chunk(call.kind, call.seg, ev.arguments)
+        return self._drain()
 
-    def _call_start(self, ev: m.ToolCallStart) -> list[Event]:
-        if self.single_call and self._step_calls:
-            return []
-        self._step_calls += 1
-        events = self._close_message() + self._close_reasoning(None)
+    def close_open(self, status: str = "completed") -> list[Event]:
+        """End of a model step: close the model's open items. Calls of
+        ``executes`` kinds stay open for ``take_server_calls``."""
+        self._close_model(status)
+        return self._drain()
+
+    def close_all(self, status: str = "incomplete") -> list[Event]:
+        """Close every open item (a turn ending early): model items, calls
+        waiting to run, anything a tool type opened."""
+        self._close_model(status)
+        self._pending = []
+        for seg in list(self._open.values()):
+            if seg.kind is not None and seg.kind.status:
+                if seg.item.get("status") == "in_progress":
+                    seg.item["status"] = status
+                self._finish(seg)
+            else:  # cut short: no outcome to report
+                self._done(seg)
+        return self._drain()
+
+    def _close_model(self, status: str) -> None:
+        self._close_reasoning(None)
+        self._close_message(status)
+        self._close_calls(status)
+
+    def new_step(self) -> None:
+        """A model step begins: ``step_calls`` starts empty."""
+        self.step_calls = []
+
+    def _call_start(self, ev: m.ToolCallStart) -> None:
+        if self.single_call and self.step_calls:
+            return
+        self._close_message()
+        self._close_reasoning(None)
         route = self.routes.get(ev.name)
-        item: dict[str, Any]
-        if route is None:
-            item = {"type": "function_call", "id": new_id("fc"), "call_id": ev.call_id,
-                    "name": ev.name, "arguments": "", "status": "in_progress"}
-        elif route.approval:
-            item = {"type": "mcp_approval_request", "id": new_id("mcpr"), "server_label": route.server_label,
-                    "name": route.name, "arguments": ""}
-        else:
-            item = {"type": "mcp_call", "id": new_id("mcp"), "server_label": route.server_label,
-                    "name": route.name, "arguments": "", "status": "in_progress"}
-        index, added = self._add(item)
-        item["_index"] = index
-        self._calls[ev.index] = item
-        self._call_args[ev.index] = []
-        events.append(added)
-        if item["type"] == "mcp_call":
-            events.append(self.event("response.mcp_call.in_progress", item_id=item["id"], output_index=index))
-        return events
+        kind = route.kind if route is not None else FUNCTION_CALL
+        fields = dict(route.fields) if route is not None else {"name": ev.name}
+        item: Item = {"type": kind.type, "id": new_id(kind.id_prefix)}
+        if kind.call_id:
+            item["call_id"] = ev.call_id
+        item.update(fields)
+        if kind.stream:
+            item[kind.stream] = ""
+        if kind.status:
+            item["status"] = "in_progress"
+        seg = self._begin(kind, item)
+        self._calls[ev.index] = _Call(kind, seg)
+        self.step_calls.append((kind, item))
 
-    def _text_delta(self, text: str, logprobs: list[dict[str, Any]] | None, part_type: str) -> list[Event]:
-        events: list[Event] = []
+    def _close_calls(self, status: str) -> None:
+        for key in sorted(self._calls):
+            call = self._calls[key]
+            item, kind, seg = call.seg.item, call.kind, call.seg
+            if kind.stream:
+                item[kind.stream] = "".join(call.chunks)
+            self._stream_done(kind, seg)
+            if kind.executes and status == "completed":
+                self._pending.append((seg.index, item))
+                continue
+            if kind.status:
+                item["status"] = status
+            self._finish(seg)
+        self._calls.clear()
+
+    def _text_delta(self, text: str, logprobs: list[dict[str, Any]] | None, part_type: str) -> None:
         if self._message is not None and self._part_type != part_type:
-            events += self._close_part()
+            self._close_part()
         if self._message is None:
-            events += self._close_reasoning(None) + self._close_calls("completed")
-            self._message = {"type": "message", "id": new_id("msg"), "status": "in_progress",
-                             "role": "assistant", "content": []}
-            index, added = self._add(self._message)
-            self._message["_index"] = index
-            events.append(added)
-        if not self._text and not self._part_open:
+            self._close_reasoning(None)
+            self._close_calls("completed")
+            item: Item = {"type": "message", "id": new_id("msg"), "status": "in_progress", "role": "assistant",
+                          "content": []}
+            self._message = self._add(item, {**item, "content": []})
+        msg = self._message
+        if not self._part_open:
             self._part_type = part_type
             self._part_open = True
-            events.append(self.event("response.content_part.added", item_id=self._message["id"],
-                                     output_index=self._message["_index"],
-                                     content_index=len(self._message["content"]), part=self._empty_part()))
+            self._at(msg, E.PART_ADDED, content_index=len(msg.item["content"]), part=_empty_part(part_type))
         if not text:
-            return events
+            return
         self._text.append(text)
         if logprobs:
             self._logprobs.extend(logprobs)
+        ci = len(msg.item["content"])
         if part_type == "refusal":
-            ev = self.event("response.refusal.delta", item_id=self._message["id"],
-                            output_index=self._message["_index"],
-                            content_index=len(self._message["content"]), delta=text)
+            self._pad(self._at(msg, E.REFUSAL_DELTA, content_index=ci, delta=text), text)
         else:
-            ev = self.event("response.output_text.delta", item_id=self._message["id"],
-                            output_index=self._message["_index"],
-                            content_index=len(self._message["content"]), delta=text,
-                            logprobs=logprobs or [])
-        events.append(self._pad(ev, text))
-        return events
+            self._pad(self._at(msg, E.TEXT_DELTA, content_index=ci, delta=text, logprobs=logprobs or []), text)
 
-    _part_open = False
-
-    def _empty_part(self) -> dict[str, Any]:
-        if self._part_type == "refusal":
-            return {"type": "refusal", "refusal": ""}
-        return {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-
-    def _close_part(self) -> list[Event]:
+    def _close_part(self) -> None:
         msg = self._message
         if msg is None or not self._part_open:
-            return []
+            return
         text = "".join(self._text)
-        ci = len(msg["content"])
-        common = {"item_id": msg["id"], "output_index": msg["_index"], "content_index": ci}
+        ci = len(msg.item["content"])
+        part: dict[str, Any]
         if self._part_type == "refusal":
-            part: dict[str, Any] = {"type": "refusal", "refusal": text}
-            done = self.event("response.refusal.done", **common, refusal=text)
+            part = {"type": "refusal", "refusal": text}
+            self._at(msg, E.REFUSAL_DONE, content_index=ci, refusal=text)
         else:
             part = {"type": "output_text", "text": text, "annotations": [], "logprobs": self._logprobs}
-            done = self.event("response.output_text.done", **common, text=text, logprobs=self._logprobs)
-        msg["content"].append(part)
+            self._at(msg, E.TEXT_DONE, content_index=ci, text=text, logprobs=self._logprobs)
+        msg.item["content"].append(part)
+        self._at(msg, E.PART_DONE, content_index=ci, part=part)
         self._text, self._logprobs, self._part_open = [], [], False
-        return [done, self.event("response.content_part.done", **common, part=part)]
 
-    def _close_message(self, status: str = "completed") -> list[Event]:
+    def _close_message(self, status: str = "completed") -> None:
         msg = self._message
         if msg is None:
-            return []
-        events = self._close_part()
-        index = msg.pop("_index")
-        msg["status"] = status
+            return
+        self._close_part()
+        msg.item["status"] = status
         self._message = None
-        return [*events, self.event("response.output_item.done", output_index=index, item=dict(msg))]
+        self._done(msg)
 
-    def _reasoning_delta(self, ev: m.ReasoningDelta) -> list[Event]:
-        events: list[Event] = []
+    def _reasoning_delta(self, ev: m.ReasoningDelta) -> None:
         if self._reasoning is None:
-            events += self._close_message() + self._close_calls("completed")
-            self._reasoning = {"type": "reasoning", "id": new_id("rs"), "summary": [], "content": []}
+            self._close_message()
+            self._close_calls("completed")
+            item: Item = {"type": "reasoning", "id": new_id("rs"), "summary": [], "content": []}
             self._reasoning_summary = ev.summary
-            index, added = self._add(self._reasoning)
-            self._reasoning["_index"] = index
-            events.append(added)
+            self._reasoning = self._add(item, {**item, "summary": [], "content": []})
             if ev.summary:
-                events.append(self.event("response.reasoning_summary_part.added",
-                                         item_id=self._reasoning["id"], output_index=index, summary_index=0,
-                                         part={"type": "summary_text", "text": ""}))
-        r = self._reasoning
+                self._at(self._reasoning, E.SUMMARY_PART_ADDED, summary_index=0,
+                         part={"type": "summary_text", "text": ""})
+        if not ev.text:
+            return
         self._reasoning_text.append(ev.text)
         if self._reasoning_summary:
-            events.append(self.event("response.reasoning_summary_text.delta", item_id=r["id"],
-                                     output_index=r["_index"], summary_index=0, delta=ev.text))
+            self._at(self._reasoning, E.SUMMARY_DELTA, summary_index=0, delta=ev.text)
         else:
-            events.append(self.event("response.reasoning.delta", item_id=r["id"],
-                                     output_index=r["_index"], content_index=0, delta=ev.text))
-        return events
+            self._at(self._reasoning, E.REASONING_DELTA, content_index=0, delta=ev.text)
 
-    def _close_reasoning(self, encrypted: str | None) -> list[Event]:
-        r = self._reasoning
-        if r is None:
-            return []
+    def _close_reasoning(self, encrypted: str | None) -> None:
+        seg = self._reasoning
+        if seg is None:
+            return
+        r = seg.item
         text = "".join(self._reasoning_text)
-        index = r.pop("_index")
-        events: list[Event] = []
         if self._reasoning_summary:
             part = {"type": "summary_text", "text": text}
             r["summary"] = [part]
             del r["content"]
-            events.append(self.event("response.reasoning_summary_text.done", item_id=r["id"],
-                                     output_index=index, summary_index=0, text=text))
-            events.append(self.event("response.reasoning_summary_part.done", item_id=r["id"],
-                                     output_index=index, summary_index=0, part=part))
+            self._at(seg, E.SUMMARY_DONE, summary_index=0, text=text)
+            self._at(seg, E.SUMMARY_PART_DONE, summary_index=0, part=part)
         else:
             r["content"] = [{"type": "reasoning_text", "text": text}]
-            events.append(self.event("response.reasoning.done", item_id=r["id"], output_index=index,
-                                     content_index=0, text=text))
+            self._at(seg, E.REASONING_DONE, content_index=0, text=text)
         if encrypted:
             r["encrypted_content"] = encrypted
         self._reasoning, self._reasoning_text = None, []
-        events.append(self.event("response.output_item.done", output_index=index, item=dict(r)))
-        return events
+        self._done(seg)
 
-    def _close_calls(self, status: str) -> list[Event]:
-        events: list[Event] = []
-        for key in sorted(self._calls):
-            call = self._calls[key]
-            index = call.pop("_index")
-            call["arguments"] = "".join(self._call_args[key])
-            kind = call["type"]
-            if kind == "mcp_call":
-                events.append(self.event("response.mcp_call_arguments.done", item_id=call["id"],
-                                         output_index=index, arguments=call["arguments"]))
-                if status == "completed":
-                    self._server_calls.append((index, call))
-                    continue
-                call["status"] = "incomplete"
-            elif kind == "function_call":
-                call["status"] = status
-                events.append(self.event("response.function_call_arguments.done", item_id=call["id"],
-                                         output_index=index, arguments=call["arguments"], name=call["name"]))
-            events.append(self.event("response.output_item.done", output_index=index, item=dict(call)))
-        self._calls.clear()
-        self._call_args.clear()
-        return events
+    # -- replay ----------------------------------------------------------------
 
-    def close_open(self, status: str = "completed") -> list[Event]:
-        """Close whatever item is still open (end of a model step)."""
-        self._step_calls = 0
-        return self._close_reasoning(None) + self._close_message(status) + self._close_calls(status)
+    def replay_item(self, item: Item) -> list[Event]:
+        """The events the live path made for the finished ``item`` (deltas
+        coalesced, one per part)."""
+        itype = item.get("type")
+        if itype == "message":
+            seg = self._add(item, {**item, "status": "in_progress", "content": []})
+            for ci, part in enumerate(item.get("content") or []):
+                self._replay_part(seg, ci, part)
+            self._done(seg)
+        elif itype == "reasoning":
+            seg = self._add(item, {"type": "reasoning", "id": item["id"], "summary": [], "content": []})
+            if "content" in item:
+                for part in item["content"] or []:
+                    if part.get("text"):
+                        self._at(seg, E.REASONING_DELTA, content_index=0, delta=part["text"])
+                    self._at(seg, E.REASONING_DONE, content_index=0, text=part.get("text", ""))
+            else:
+                for si, part in enumerate(item.get("summary") or []):
+                    self._at(seg, E.SUMMARY_PART_ADDED, summary_index=si, part={"type": "summary_text", "text": ""})
+                    if part.get("text"):
+                        self._at(seg, E.SUMMARY_DELTA, summary_index=si, delta=part["text"])
+                    self._at(seg, E.SUMMARY_DONE, summary_index=si, text=part.get("text", ""))
+                    self._at(seg, E.SUMMARY_PART_DONE, summary_index=si, part=part)
+            self._done(seg)
+        elif isinstance(itype, str) and itype in self.kinds:
+            kind = self.kinds[itype]
+            seg = self._begin(kind, item)
+            if kind.stream:
+                if item.get(kind.stream):
+                    self._chunk(kind, seg, item[kind.stream])
+                self._stream_done(kind, seg)
+            self._finish(seg)
+        else:
+            self._done(self._add(item, dict(item)))
+        return self._drain()
+
+    def _replay_part(self, seg: _Segment, ci: int, part: dict[str, Any]) -> None:
+        ptype = part.get("type", "output_text")
+        self._at(seg, E.PART_ADDED, content_index=ci, part=_empty_part(ptype))
+        if ptype == "refusal":
+            if part.get("refusal"):
+                self._at(seg, E.REFUSAL_DELTA, content_index=ci, delta=part["refusal"])
+            self._at(seg, E.REFUSAL_DONE, content_index=ci, refusal=part.get("refusal", ""))
+        else:
+            logprobs = part.get("logprobs") or []
+            if part.get("text"):
+                self._at(seg, E.TEXT_DELTA, content_index=ci, delta=part["text"], logprobs=logprobs)
+            self._at(seg, E.TEXT_DONE, content_index=ci, text=part.get("text", ""), logprobs=logprobs)
+        self._at(seg, E.PART_DONE, content_index=ci, part=part)
+
+    def replay_ending(self, response: Response) -> list[Event]:
+        """The terminal events of the stored ``response`` (none while it still runs)."""
+        self.response = response
+        if response["status"] not in E.FINAL_STATUS:
+            return []
+        if response["status"] == "failed":
+            return self._failure()
+        return [self._terminal()]
+
+
+def replay(response: Response, opening: Response, *, kinds: Mapping[str, ItemKind],
+           error_event: bool = True) -> list[Event]:
+    """The event stream of the stored ``response``, as its live stream made
+    it; ``opening`` is the response as its first events showed it."""
+    b = EventBuilder({**opening, "output": []}, kinds=kinds, error_event=error_event)
+    events = b.begin()
+    for item in response.get("output") or []:
+        events += b.replay_item(item)
+    return [*events, *b.replay_ending(response)]

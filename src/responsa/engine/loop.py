@@ -1,6 +1,8 @@
 """The turn loop: call the model, translate its events, run server-side
-tools, call the model again, until a final answer, a client-side function
-call, or a limit. Ends with exactly one terminal event."""
+tools, call the model again, until a final answer, a client-side call, or
+a limit. Ends with exactly one terminal event, built by the turn's
+``EventBuilder`` (a failure is the ``error`` + ``response.failed`` events
+whose response carries the error: a value, never a side channel)."""
 
 from __future__ import annotations
 
@@ -8,47 +10,18 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
-from responsa.engine.events import Event, EventBuilder, ToolRoute
-from responsa.protocol.response import TERMINAL as TERMINAL
-from responsa.protocol.response import Response, empty_usage
+from responsa.engine.events import EventBuilder
+from responsa.protocol.errors import ResponsaError, ServerError, UpstreamError
+from responsa.protocol.response import empty_usage
+from responsa.protocol.types import Event, Item, Response
 from responsa.providers import base as m
+from responsa.tools.base import ToolRoute, Toolset
 from responsa.tools.functions import check_calls
 
 log = logging.getLogger("responsa.engine")
 
-
-
-class ServerTools(Protocol):
-    """Tools the server runs itself (MCP). The builder turns model calls to
-    the names in ``routes()`` into ``mcp_call`` items (or approval requests);
-    the engine hands those to ``execute``; everything else goes back to the
-    client."""
-
-    def prepare(self, builder: EventBuilder, context: list[dict[str, Any]]) -> AsyncIterator[Event]:
-        """Before the first model call: list tools (``mcp_list_tools`` items),
-        run calls the client approved, and rewrite ``context`` in place into
-        what a model understands (function calls and outputs)."""
-        ...
-
-    def routes(self) -> dict[str, ToolRoute]:
-        """Model-facing tool name -> server tool (valid after ``prepare``)."""
-        ...
-
-    def definitions(self) -> list[dict[str, Any]]:
-        """Function tool definitions the model sees (valid after ``prepare``)."""
-        ...
-
-    def execute(self, calls: list[tuple[int, dict[str, Any]]], builder: EventBuilder) -> AsyncIterator[Event]:
-        """Run these open ``mcp_call`` items (output index, item) and finish them."""
-        ...
-
-    def model_view(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """``items`` as the model should see them next step."""
-        ...
-
-    async def aclose(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -65,18 +38,18 @@ class Turn:
     response: Response
     request: m.ModelRequest
     candidates: list[Candidate]
-    input_items: list[dict[str, Any]]
-    server_tools: ServerTools | None = None
-    obfuscate: bool = False
+    input_items: list[Item]
+    builder: EventBuilder
+    """Makes every event of this turn, including the ending of a turn
+    stopped from outside (``EventBuilder.stop``)."""
+    toolsets: list[Toolset] = field(default_factory=list)
     queued: bool = False
-    failure: m.ProviderError | None = None
-    """Set when the turn failed: the HTTP status and error type to report."""
 
 
 async def _model_step(turn: Turn, req: m.ModelRequest) -> AsyncIterator[m.ModelEvent]:
     """Stream one model call, falling back to the next candidate on a
     retryable failure, but only while nothing has been emitted yet."""
-    last: m.ProviderError | None = None
+    last: ResponsaError | None = None
     for cand in turn.candidates:
         step = replace(req, model=cand.model, extra={**req.extra, **cand.settings})
         started = False
@@ -85,7 +58,7 @@ async def _model_step(turn: Turn, req: m.ModelRequest) -> AsyncIterator[m.ModelE
                 started = True
                 yield ev
             return
-        except m.ProviderError as exc:
+        except ResponsaError as exc:
             if started or not exc.retryable:
                 raise
             log.warning("provider %s failed (%s); trying the next model", cand.provider.name, exc.message)
@@ -103,40 +76,40 @@ def _add_usage(usage: dict[str, Any], u: m.Usage) -> None:
 
 
 async def run(turn: Turn) -> AsyncIterator[Event]:
-    response = turn.response
-    b = EventBuilder(response, obfuscate=turn.obfuscate)
-    if turn.queued:
-        # Background: created (status queued) first, as OpenAI's SDK expects
-        # every stream to begin with response.created.
-        response["status"] = "queued"
-        yield b.snapshot("response.created")
-        yield b.snapshot("response.queued")
-    response["status"] = "in_progress"
-    if not turn.queued:
-        yield b.snapshot("response.created")
-    yield b.snapshot("response.in_progress")
+    b = turn.builder
+    for ev in b.begin(queued=turn.queued):
+        yield ev
     usage = empty_usage()
-    tools = turn.server_tools
+    toolsets = turn.toolsets
     context = list(turn.request.items)
     request = turn.request
     b.single_call = not request.parallel_tool_calls
-    max_calls = response.get("max_tool_calls")
+    max_calls = turn.response.get("max_tool_calls")
     calls_made = 0
     status, reason = "completed", None
     try:
-        if tools is not None:
-            async for ev in tools.prepare(b, context):
+        routes: dict[str, ToolRoute] = {}
+        owners: dict[str, Toolset] = {}
+        definitions: list[dict[str, Any]] = []
+        for ts in toolsets:
+            async for ev in ts.prepare(b, context):
                 yield ev
-            b.routes = tools.routes()
-            request = replace(request, tools=[*request.tools, *tools.definitions()])
+            for name, route in ts.routes().items():
+                routes[name] = route
+                owners[route.kind.type] = ts
+            definitions += ts.definitions()
+        b.routes = routes
+        if definitions:
+            request = replace(request, tools=[*request.tools, *definitions])
         step = 0
         while True:
             finish: m.Finish | None = None
-            first_new = len(b.output)
+            b.new_step()
             # A forced tool_choice applies to the first step only: after the
             # server ran the forced tool, the model must be free to answer.
             step_request = replace(request, items=context,
                                    tool_choice=request.tool_choice if step == 0 else "auto")
+            first_new = len(b.output)
             async for mev in _model_step(turn, step_request):
                 if isinstance(mev, m.Usage):
                     _add_usage(usage, mev)
@@ -146,7 +119,7 @@ async def run(turn: Turn) -> AsyncIterator[Event]:
                     for ev in b.feed(mev):
                         yield ev
             if finish is None:
-                raise m.ProviderError("The upstream stream ended without finishing the response.")
+                raise UpstreamError("The upstream stream ended without finishing the response.")
             cut = finish.reason in ("length", "content_filter")
             for ev in b.close_open("incomplete" if cut else "completed"):
                 yield ev
@@ -154,61 +127,46 @@ async def run(turn: Turn) -> AsyncIterator[Event]:
                 status = "incomplete"
                 reason = "max_output_tokens" if finish.reason == "length" else "content_filter"
                 break
-            new_items = b.output[first_new:]
-            problem = check_calls(turn.request, new_items, forced=step == 0)
+            calls = b.step_calls
+            problem = check_calls(turn.request, [item for _, item in calls], forced=step == 0)
             if problem is not None:
-                raise m.ProviderError(problem, code="invalid_tool_call", retryable=False)
+                raise UpstreamError(problem, code="invalid_tool_call", retryable=False)
             step += 1
             server_calls = b.take_server_calls()
-            if tools is None:
+            if not server_calls:
                 break
             allowed = len(server_calls) if max_calls is None else max(0, max_calls - calls_made)
             calls_made += min(allowed, len(server_calls))
-            async for ev in tools.execute(server_calls[:allowed], b):
-                yield ev
+            run_now = server_calls[:allowed]
+            for ts in toolsets:
+                mine = [c for c in run_now if owners.get(c[1]["type"]) is ts]
+                if mine:
+                    async for ev in ts.execute(mine, b):
+                        yield ev
             for index, item in server_calls[allowed:]:
                 item["status"] = "incomplete"
-                for ev in b.finish_server_call(index, item):
+                for ev in b.finish_item(index, item):
                     yield ev
             if len(server_calls) > allowed:
                 status, reason = "incomplete", "max_tool_calls"
                 break
-            if not server_calls or any(it["type"] in ("function_call", "mcp_approval_request") for it in new_items):
-                break
-            context.extend(tools.model_view(new_items))
-    except m.ProviderError as exc:
-        for ev in b.close_open("incomplete"):
-            yield ev
-        for ev in _fail(turn, b, usage, exc):
+            if any(not kind.executes for kind, _ in calls):
+                break  # a call the client answers ends the turn
+            new_items = b.output[first_new:]
+            for ts in toolsets:
+                new_items = ts.model_view(new_items)
+            context.extend(new_items)
+    except ResponsaError as exc:
+        for ev in b.fail(exc, usage):
             yield ev
         return
     except Exception:
-        log.exception("response %s failed", response["id"])
-        for ev in b.close_open("incomplete"):
-            yield ev
-        for ev in _fail(turn, b, usage, m.ProviderError(
-                "The server had an error while processing your request.", status=500, code="server_error")):
+        log.exception("response %s failed", turn.response["id"])
+        for ev in b.fail(ServerError(), usage):
             yield ev
         return
     finally:
-        if tools is not None:
-            await tools.aclose()
-    response["usage"] = usage
-    response["status"] = status
-    if status == "incomplete":
-        response["incomplete_details"] = {"reason": reason}
-    else:
-        response["completed_at"] = int(time.time())
-    yield b.event(f"response.{status}", response=response)
-
-
-def _fail(turn: Turn, b: EventBuilder, usage: dict[str, Any], exc: m.ProviderError) -> list[Event]:
-    """The spec's failure sequence: an ``error`` event, then ``response.failed``."""
-    turn.failure = exc
-    response = b.response
-    response["status"] = "failed"
-    response["usage"] = usage
-    response["error"] = {"code": exc.code, "message": exc.message}
-    error = b.event("error", error={"type": exc.type, "code": exc.code, "message": exc.message,
-                                    "param": exc.param})
-    return [error, b.event("response.failed", response=response)]
+        for ts in toolsets:
+            await ts.aclose()
+    for ev in b.complete(status, usage, reason=reason, completed_at=int(time.time())):
+        yield ev

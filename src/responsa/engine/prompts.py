@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from responsa.protocol.errors import invalid, not_found
-from responsa.protocol.items import Item, content_part, normalize_input
+from responsa.protocol.items import content_part, normalize_input
 from responsa.protocol.request import MAX_INT, check_metadata, whole_number
+from responsa.protocol.types import Item
 from responsa.store.base import Store
 
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")

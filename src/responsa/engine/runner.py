@@ -13,9 +13,13 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from responsa.engine.context import Prepared
-from responsa.engine.events import Event
-from responsa.engine.loop import TERMINAL, run
-from responsa.store.base import Item, Store
+from responsa.engine.loop import run
+from responsa.protocol.errors import ResponsaError
+from responsa.protocol.events import TERMINAL
+from responsa.protocol.types import Event, Item
+from responsa.store.base import Store
+
+CLIENT_GONE = "client_disconnected", "The client disconnected before the response finished."
 
 
 def conversation_items(input_items: list[Item], response: dict[str, Any]) -> list[Item]:
@@ -53,8 +57,6 @@ async def execute(prep: Prepared, store: Store, tenant: str, *, idempotency_key:
             yield ev
     finally:
         if created and not finished:
-            resp = turn.response
-            resp["status"] = "failed"
-            resp["error"] = {"code": "client_disconnected",
-                             "message": "The client disconnected before the response finished."}
-            await asyncio.shield(store.finish_response(tenant, resp))
+            code, message = CLIENT_GONE
+            turn.builder.stop(ResponsaError(message, status=499, type="invalid_request_error", code=code))
+            await asyncio.shield(store.finish_response(tenant, turn.response))

@@ -1,36 +1,146 @@
-"""The one error type every layer raises; the HTTP layer renders it in the
-OpenAI shape ``{"error": {"message", "type", "param", "code"}}``."""
+"""The one error hierarchy, and the one place the OpenAI error shape is written.
+
+Every failure a client can see is a ``ResponsaError`` (a request it got
+wrong, a missing resource, an upstream that failed, a server fault). Its
+``status``/``type``/``code`` say how it is reported; the renderers below
+turn it into each form a client meets:
+
+- ``error_body``: a JSON error response ``{"error": {...}}``;
+- ``error_object``: the payload of an SSE ``error`` event;
+- ``stored_error``: ``response.error`` of a failed Response (and back,
+  ``from_stored``, so a replayed or retried failure keeps its real type);
+- ``ws_frame``: a WebSocket error frame ``{"type": "error", "status", "error"}``.
+
+Nothing else writes ``{"message", "type", "param", "code"}`` by hand.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from responsa.protocol.types import ErrorObject, StoredError
 
-class APIError(Exception):
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int = 400,
-        type: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-    ) -> None:
+_TYPE_OF_STATUS = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                   404: "invalid_request_error", 405: "invalid_request_error", 409: "invalid_request_error",
+                   413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error"}
+_STATUS_OF_TYPE = {"invalid_request_error": 400, "authentication_error": 401, "permission_error": 403,
+                   "rate_limit_error": 429}
+
+
+def type_for_status(status: int) -> str:
+    """The OpenAI error type of an HTTP status (5xx: ``server_error``)."""
+    return _TYPE_OF_STATUS.get(status, "server_error" if status >= 500 else "invalid_request_error")
+
+
+class ResponsaError(Exception):
+    """Root of every error reported to a client. ``type`` defaults from
+    ``status``; ``retryable`` says whether a fallback model may be tried
+    instead (only meaningful for upstream failures, before any output)."""
+
+    default_status = 400
+    default_code: str | None = None
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None, type: str | None = None,
+                 param: str | None = None, code: str | None = None, retryable: bool | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.status = status
-        self.type = type
+        self.status = status if status is not None else self.default_status
+        self.type = type or type_for_status(self.status)
         self.param = param
-        self.code = code
+        self.code = code if code is not None else self.default_code
+        if retryable is not None:
+            self.retryable = retryable
 
-    def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param,
-                          "code": self.code}}
-
-
-def invalid(message: str, param: str | None = None, code: str | None = "invalid_value") -> APIError:
-    return APIError(message, param=param, code=code)
+    def body(self) -> dict[str, ErrorObject]:
+        return error_body(self)
 
 
-def not_found(message: str, param: str | None = None, code: str | None = "not_found") -> APIError:
-    return APIError(message, status=404, param=param, code=code)
+APIError = ResponsaError
+"""The name most of the code base raises (kept: it reads well at call sites)."""
+
+
+class InvalidRequest(ResponsaError):
+    default_status = 400
+    default_code = "invalid_value"
+
+
+class NotFound(ResponsaError):
+    default_status = 404
+    default_code = "not_found"
+
+
+class Conflict(ResponsaError):
+    default_status = 409
+
+
+class ServerError(ResponsaError):
+    """A fault of this server (never the client's): 500 ``server_error``."""
+
+    default_status = 500
+    default_code = "server_error"
+
+    def __init__(self, message: str = "The server had an error while processing your request.", *,
+                 code: str | None = None) -> None:
+        super().__init__(message, code=code)
+
+
+class UpstreamError(ResponsaError):
+    """An upstream (model provider) failure: 502 ``server_error`` unless the
+    provider maps it more precisely (429 rate limit, 400 for a request the
+    upstream rejected). Retryable on the next model of a fallback list."""
+
+    default_status = 502
+    default_code = "upstream_error"
+    retryable = True
+
+
+# -- the renderers: the OpenAI error shape is written here and nowhere else --
+
+
+def error_object(exc: ResponsaError) -> ErrorObject:
+    return {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}
+
+
+def error_body(exc: ResponsaError) -> dict[str, ErrorObject]:
+    """A JSON error response body."""
+    return {"error": error_object(exc)}
+
+
+def ws_frame(exc: ResponsaError) -> dict[str, Any]:
+    """A WebSocket error frame; ``code`` is never null there (clients switch on it)."""
+    obj = error_object(exc)
+    obj["code"] = exc.code or exc.type
+    return {"type": "error", "status": exc.status, "error": obj}
+
+
+def stored_error(exc: ResponsaError) -> StoredError:
+    """``response.error`` of a failed Response (the spec requires a string ``code``)."""
+    return {"code": exc.code or exc.type, "message": exc.message, "type": exc.type, "param": exc.param}
+
+
+def from_stored(error: dict[str, Any] | None) -> ResponsaError:
+    """The error a stored ``response.error`` records, as it was raised; its
+    HTTP status follows from its type and code (an upstream's fault is a
+    502, ours a 500). Records written before ``type`` was kept read as a
+    502 ``server_error``."""
+    error = error or {}
+    etype = str(error.get("type") or "server_error")
+    code = error.get("code")
+    status = _STATUS_OF_TYPE.get(etype, 500 if code == "server_error" else 502)
+    if status == 400 and isinstance(code, str) and code.endswith("not_found"):
+        status = 404
+    return ResponsaError(str(error.get("message") or "The response failed."), status=status, type=etype,
+                         param=error.get("param"), code=code)
+
+
+def invalid(message: str, param: str | None = None, code: str | None = "invalid_value") -> ResponsaError:
+    exc = InvalidRequest(message, param=param)
+    exc.code = code
+    return exc
+
+
+def not_found(message: str, param: str | None = None, code: str | None = "not_found") -> ResponsaError:
+    exc = NotFound(message, param=param)
+    exc.code = code
+    return exc

@@ -8,12 +8,13 @@ does, and because items are the hot path of every request.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from responsa.protocol.errors import invalid
 from responsa.protocol.ids import new_id
-
-Item = dict[str, Any]
+from responsa.protocol.types import Item
 
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 _INPUT_PARTS = ("input_text", "input_image", "input_file")
@@ -188,13 +189,14 @@ def _compaction(raw: dict[str, Any], param: str) -> Item:
             "encrypted_content": _str(raw.get("encrypted_content"), f"{param}.encrypted_content")}
 
 
-EXTRA_ITEM_TYPES: dict[str, Any] = {}
-"""Item types contributed by optional layers (MCP approval responses, ...),
-``type -> normaliser(raw, param) -> Item``, so this module stays the one
-place input items are validated."""
+Normaliser = Callable[[dict[str, Any], str], Item]
+NO_EXTRA: Mapping[str, Normaliser] = MappingProxyType({})
 
 
-def normalize_item(raw: Any, param: str) -> Item:
+def normalize_item(raw: Any, param: str, extra: Mapping[str, Normaliser] = NO_EXTRA) -> Item:
+    """One input item. ``extra``: the item types tool types add
+    (``tools.registry.INPUT_ITEMS``), passed in by the caller that accepts
+    them, so this module never depends on which tool types exist."""
     item = _obj(raw, param)
     itype = item.get("type")
     if itype is None and "role" in item:
@@ -213,14 +215,13 @@ def normalize_item(raw: Any, param: str) -> Item:
         return _compaction(item, param)
     if itype == "item_reference":
         return {"type": "item_reference", "id": _str(item.get("id"), f"{param}.id")}
-    if isinstance(itype, str) and itype in EXTRA_ITEM_TYPES:
-        result: Item = EXTRA_ITEM_TYPES[itype](item, param)
-        return result
+    if isinstance(itype, str) and itype in extra:
+        return extra[itype](item, param)
     raise invalid(f"Invalid value for '{param}.type': {itype!r} is not a supported input item type.",
                   f"{param}.type")
 
 
-def normalize_input(value: Any, param: str = "input") -> list[Item]:
+def normalize_input(value: Any, param: str = "input", extra: Mapping[str, Normaliser] = NO_EXTRA) -> list[Item]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -228,7 +229,7 @@ def normalize_input(value: Any, param: str = "input") -> list[Item]:
     if not isinstance(value, list):
         raise invalid(f"Invalid type for '{param}': expected a string or an array of input items, but "
                       f"got {_kind(value)}.", param, "invalid_type")
-    return [normalize_item(raw, f"{param}[{i}]") for i, raw in enumerate(value)]
+    return [normalize_item(raw, f"{param}[{i}]", extra) for i, raw in enumerate(value)]
 
 
 def text_of(item: Item) -> str:

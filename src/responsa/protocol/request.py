@@ -11,8 +11,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from responsa.protocol.errors import APIError, invalid
-from responsa.protocol.items import Item, message, normalize_input
+from responsa.protocol.items import message, normalize_input
 from responsa.protocol.params import check_context_management, check_options
+from responsa.protocol.types import Item
 
 INCLUDE_VALUES = frozenset({
     "message.output_text.logprobs",

@@ -8,10 +8,8 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-Response = dict[str, Any]
-
-TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
-"""The event types that end a response's stream (exactly one per turn)."""
+from responsa.protocol.events import TERMINAL as TERMINAL  # re-exported: the fan-out reads it here
+from responsa.protocol.types import Response
 
 
 def empty_usage() -> dict[str, Any]:

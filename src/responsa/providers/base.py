@@ -12,9 +12,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-Item = dict[str, Any]
-"""A Responses item as JSON (message, function_call, function_call_output,
-reasoning, ...). Context is passed to providers in this one shape."""
+from responsa.protocol.errors import UpstreamError
+from responsa.protocol.types import Item
+
+__all__ = ["Capabilities", "Finish", "FinishReason", "Item", "ModelEvent", "ModelRequest", "Provider",
+           "ProviderError", "ReasoningDelta", "ReasoningDone", "RefusalDelta", "TextDelta", "ToolCallDelta",
+           "ToolCallStart", "Usage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,30 +147,11 @@ ModelEvent = (
 )
 
 
-class ProviderError(Exception):
-    """An upstream failure, carried to the client in the OpenAI error shape.
-
-    ``retryable`` lets the engine fall back to the next model of a fallback
-    list, but only before anything was streamed to the client.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int = 502,
-        code: str = "upstream_error",
-        type: str = "server_error",
-        param: str | None = None,
-        retryable: bool = True,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-        self.type = type
-        self.param = param
-        self.retryable = retryable
+ProviderError = UpstreamError
+"""An upstream failure (``protocol.errors.UpstreamError``, part of the one
+error hierarchy): 502 ``server_error`` unless mapped more precisely;
+``retryable`` lets the engine fall back to the next model of a fallback
+list, but only before anything was streamed to the client."""
 
 
 @runtime_checkable

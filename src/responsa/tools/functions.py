@@ -1,5 +1,6 @@
-"""Client-executed function tools: what the engine checks on the model's
-side of the contract.
+"""Client-executed function tools (``tools: [{"type": "function", ...}]``):
+their validation, the ``function_call`` item kind, and what the engine
+checks on the model's side of the contract.
 
 Providers are asked to honour ``tool_choice`` and ``strict`` schemas, but a
 provider may not be able to (or may not comply), so the engine verifies the
@@ -11,6 +12,7 @@ schema rejects.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import orjson
@@ -20,9 +22,7 @@ from referencing.exceptions import Unresolvable
 
 from responsa.protocol.errors import invalid
 from responsa.providers.base import ModelRequest
-
-_CALL_TYPES = ("function_call", "mcp_call", "mcp_approval_request")
-
+from responsa.tools.base import ItemKind, ToolType
 
 _PROBES: tuple[Any, ...] = (None, {}, [], "", 0, True)
 """Instances of every JSON type: a ``$ref`` that resolves nowhere or loops
@@ -68,11 +68,11 @@ def _strict_error(tool: dict[str, Any], arguments: str) -> str | None:
             f"{error.message} at {where}.")
 
 
-def check_calls(request: ModelRequest, items: list[dict[str, Any]], *, forced: bool) -> str | None:
-    """Why the tool calls in one model step's ``items`` break the request's
-    contract, or ``None``. ``forced``: whether ``tool_choice`` applied to
-    this step (only the first step of a response)."""
-    calls = [it for it in items if it["type"] in _CALL_TYPES]
+def check_calls(request: ModelRequest, calls: list[dict[str, Any]], *, forced: bool) -> str | None:
+    """Why the tool calls one model step made (``function_call`` items and
+    the items of calls routed to toolsets) break the request's contract, or
+    ``None``. ``forced``: whether ``tool_choice`` applied to this step (only
+    the first step of a response)."""
     functions = {t["name"]: t for t in request.tools if t.get("type") == "function"}
     for call in calls:
         if call["type"] != "function_call":
@@ -102,3 +102,41 @@ def check_calls(request: ModelRequest, items: list[dict[str, Any]], *, forced: b
             not any(c["type"] == "function_call" and c["name"] == choice["name"] for c in calls):
         return f"The model did not call '{choice['name']}' although 'tool_choice' requires it."
     return None
+
+
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_TOOL_KEYS = frozenset({"type", "name", "description", "parameters", "strict"})
+
+FUNCTION_CALL = ItemKind(
+    "function_call", "fc", call_id=True, stream="arguments", delta="response.function_call_arguments.delta",
+    done="response.function_call_arguments.done", done_fields=("name",))
+"""A call the client runs: its ``function_call_output`` comes back as input."""
+
+
+def parse_tool(tool: dict[str, Any], param: str) -> dict[str, Any]:
+    """One ``{"type": "function"}`` entry of ``tools``, as echoed and sent to providers."""
+    name = tool.get("name")
+    if not isinstance(name, str) or not _TOOL_NAME.match(name):
+        raise invalid(f"Invalid '{param}.name': must be 1-64 characters of a-z, A-Z, 0-9, '_' or '-'.",
+                      f"{param}.name")
+    params = tool.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise invalid(f"Invalid type for '{param}.parameters': expected a JSON schema object.",
+                      f"{param}.parameters", "invalid_type")
+    strict = tool.get("strict")
+    if strict is not None and not isinstance(strict, bool):
+        raise invalid(f"Invalid type for '{param}.strict': expected a boolean.", f"{param}.strict", "invalid_type")
+    description = tool.get("description")
+    if description is not None and not isinstance(description, str):
+        raise invalid(f"Invalid type for '{param}.description': expected a string.", f"{param}.description",
+                      "invalid_type")
+    unknown = set(tool) - _TOOL_KEYS
+    if unknown:
+        key = sorted(unknown)[0]
+        raise invalid(f"Unknown parameter: '{param}.{key}'.", f"{param}.{key}", "unknown_parameter")
+    if strict and params is not None:
+        check_schema(params, f"{param}.parameters")
+    return {"type": "function", "name": name, "description": description, "parameters": params, "strict": strict}
+
+
+TOOL_TYPE = ToolType(name="function", tool_types=("function",), parse_tool=parse_tool, item_kinds=(FUNCTION_CALL,))

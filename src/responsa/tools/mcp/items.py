@@ -11,7 +11,8 @@ import orjson
 
 from responsa.protocol.errors import invalid
 from responsa.protocol.ids import new_id
-from responsa.protocol.items import EXTRA_ITEM_TYPES, Item
+from responsa.protocol.types import Item
+from responsa.tools.base import ItemKind, Normaliser
 
 MAX_OUTPUT_CHARS = 100_000
 """Tool outputs beyond this are cut: they go into the model's context and
@@ -78,8 +79,36 @@ def _list_tools(raw: dict[str, Any], param: str) -> Item:
             "tools": tools, "error": raw.get("error")}
 
 
-EXTRA_ITEM_TYPES.update({"mcp_approval_response": _approval_response, "mcp_approval_request": _approval_request,
-                         "mcp_call": _call, "mcp_list_tools": _list_tools})
+INPUT_ITEMS: dict[str, Normaliser] = {"mcp_approval_response": _approval_response,
+                                      "mcp_approval_request": _approval_request, "mcp_call": _call,
+                                      "mcp_list_tools": _list_tools}
+"""MCP item types a client may send as input (registered by ``tools.mcp.TOOL_TYPE``)."""
+
+
+def _call_outcome(item: Item) -> tuple[str, ...]:
+    status = item.get("status")
+    return (f"response.mcp_call.{status}",) if status in ("completed", "failed") else ()
+
+
+def _listing_outcome(item: Item) -> tuple[str, ...]:
+    return ("response.mcp_list_tools.failed" if item.get("error") else "response.mcp_list_tools.completed",)
+
+
+MCP_CALL = ItemKind(
+    "mcp_call", "mcp", stream="arguments", delta="response.mcp_call_arguments.delta",
+    done="response.mcp_call_arguments.done", opened=("response.mcp_call.in_progress",), finished=_call_outcome,
+    outcomes=("response.mcp_call.completed", "response.mcp_call.failed"), results=("output", "error"),
+    executes=True)
+"""A call the server runs on an MCP server after the model step that made it."""
+
+MCP_APPROVAL_REQUEST = ItemKind("mcp_approval_request", "mcpr", status=False, stream="arguments")
+"""A call that waits for the client's ``mcp_approval_response``: it ends the turn."""
+
+MCP_LIST_TOOLS = ItemKind(
+    "mcp_list_tools", "mcpl", status=False, opened=("response.mcp_list_tools.in_progress",),
+    finished=_listing_outcome, outcomes=("response.mcp_list_tools.completed", "response.mcp_list_tools.failed"),
+    results=("error",), blank={"tools": []})
+"""A server's tool listing, made before the first model call."""
 
 
 def has_mcp_items(items: list[Item]) -> bool:

@@ -1,4 +1,4 @@
-"""The ``ServerTools`` the engine calls: MCP servers of one response.
+"""The MCP ``Toolset`` (``tools.base``): the MCP servers of one response.
 
 It lists each server's tools (or reuses the listing an earlier turn of the
 chain already made), shows the model the allowed ones as function tools,
@@ -23,15 +23,14 @@ import mcp_types
 import orjson
 from mcp.shared.exceptions import MCPError
 
-from responsa.config import Settings
-from responsa.engine.events import Event, EventBuilder, ToolRoute
 from responsa.protocol.errors import invalid
 from responsa.protocol.ids import new_id
-from responsa.protocol.items import Item
-from responsa.protocol.request import CreateResponse
+from responsa.protocol.types import Event, Item
+from responsa.tools.base import Emitter, ToolRequest, ToolRoute
 from responsa.tools.mcp import items as mcp_items
 from responsa.tools.mcp.approvals import allowed, answered_requests, needs_approval
 from responsa.tools.mcp.client import MCPUnavailable, Pool, describe
+from responsa.tools.mcp.items import MCP_APPROVAL_REQUEST, MCP_CALL, MCP_LIST_TOOLS
 from responsa.tools.mcp.specs import (
     ServerSpec,
     apply_credentials,
@@ -82,7 +81,7 @@ class McpToolset:
         self._response: dict[str, Any] = {}
         self._results: dict[str, dict[str, Any]] = {}
 
-    # -- the ServerTools protocol -------------------------------------------
+    # -- the Toolset protocol ------------------------------------------------
 
     def routes(self) -> dict[str, ToolRoute]:
         return self._routes
@@ -93,9 +92,8 @@ class McpToolset:
     def model_view(self, items: list[Item]) -> list[Item]:
         return mcp_items.model_view(items, lambda label, name: self._exposed.get((label, name), name))
 
-    async def prepare(self, builder: EventBuilder, context: list[Item]) -> AsyncIterator[Event]:
-        self._response = response = builder.response
-        response.update(mcp_tool_results=[], tools_executed=[], mcp_server_errors={})
+    async def prepare(self, emit: Emitter, context: list[Item]) -> AsyncIterator[Event]:
+        self._response = emit.response
         listings: dict[str, list[dict[str, Any]]] = {
             it["server_label"]: it["tools"] for it in context
             if it["type"] == "mcp_list_tools" and not it.get("error") and it["server_label"] in self.specs}
@@ -103,9 +101,8 @@ class McpToolset:
         opened = []
         for spec in fresh:
             item: Item = {"type": "mcp_list_tools", "id": new_id("mcpl"), "server_label": spec.label, "tools": []}
-            index, events = builder.open_item(item)
-            for ev in [*events, builder.event("response.mcp_list_tools.in_progress", item_id=item["id"],
-                                              output_index=index)]:
+            index, events = emit.open_item(MCP_LIST_TOOLS, item)
+            for ev in events:
                 yield ev
             opened.append((index, item))
         results = await asyncio.gather(*(self._list(spec) for spec in fresh))
@@ -115,9 +112,8 @@ class McpToolset:
                 item["error"] = error
             else:
                 listings[item["server_label"]] = tools
-            yield builder.event(f"response.mcp_list_tools.{'failed' if error else 'completed'}",
-                                item_id=item["id"], output_index=index)
-            yield builder.finish_item(index, item)
+            for ev in emit.finish_item(index, item):
+                yield ev
         self._expose(listings)
         approved = []
         requests = {it["id"]: it for it in context if it["type"] == "mcp_approval_request"}
@@ -127,22 +123,22 @@ class McpToolset:
                 call: Item = {"type": "mcp_call", "id": new_id("mcp"), "server_label": req["server_label"],
                         "name": req["name"], "arguments": req["arguments"], "status": "in_progress",
                         "approval_request_id": req["id"]}
-                index, events = builder.start_server_call(call)
+                index, events = emit.open_item(MCP_CALL, call)
                 for ev in events:
                     yield ev
                 approved.append((index, call))
-        async for ev in self.execute(approved, builder):
+        async for ev in self.execute(approved, emit):
             yield ev
         context[:] = [*self.model_view(context), *self.model_view([item for _, item in approved])]
 
-    async def execute(self, calls: list[tuple[int, Item]], builder: EventBuilder) -> AsyncIterator[Event]:
+    async def execute(self, calls: list[tuple[int, Item]], emit: Emitter) -> AsyncIterator[Event]:
         if not calls:
             return
         if not self._parallel or len(calls) == 1:
             for index, item in calls:
                 await self._call(item)
                 self._record(item)
-                for ev in builder.finish_server_call(index, item):
+                for ev in emit.finish_item(index, item):
                     yield ev
             return
         tasks = [asyncio.create_task(self._call(item)) for _, item in calls]
@@ -150,7 +146,7 @@ class McpToolset:
             for (index, item), task in zip(calls, tasks, strict=True):
                 await task
                 self._record(item)
-                for ev in builder.finish_server_call(index, item):
+                for ev in emit.finish_item(index, item):
                     yield ev
         finally:
             for task in tasks:
@@ -193,8 +189,9 @@ class McpToolset:
                 f"{_UNSAFE.sub('_', label)}__{_UNSAFE.sub('_', name)}"[:64]
             spec = self.specs[label]
             self._exposed[(label, name)] = exposed
-            self._routes[exposed] = ToolRoute(label, name, needs_approval(spec.require_approval, name,
-                                                                          _read_only(tool)))
+            approval = needs_approval(spec.require_approval, name, _read_only(tool))
+            self._routes[exposed] = ToolRoute(MCP_APPROVAL_REQUEST if approval else MCP_CALL,
+                                              {"server_label": label, "name": name})
             description = tool.get("description") or ""
             if spec.description:
                 description = f"{description} (MCP server {label}: {spec.description})".strip()
@@ -267,11 +264,11 @@ class McpToolset:
             self._response["tools_executed"].append(item["name"])
 
 
-async def server_tools_for(req: CreateResponse, *, history: list[Item], new_items: list[Item],
-                           function_names: set[str], settings: Settings) -> McpToolset | None:
+async def build(tr: ToolRequest) -> McpToolset | None:
     """The MCP servers of a request, validated (400s) before anything runs;
     ``None`` when the request uses none."""
-    specs = [openai_server(t, i) for i, t in enumerate(req.tools or []) if t.get("type") == "mcp"]
+    req, settings = tr.request, tr.settings
+    specs = [openai_server(t, i) for i, t in tr.entries]
     reference: list[ServerSpec] = []
     if req.mcp_servers not in (None, "", []):
         reference = reference_servers(req.mcp_servers, settings.mcp_registry)
@@ -287,11 +284,11 @@ async def server_tools_for(req: CreateResponse, *, history: list[Item], new_item
         if spec.guard_url and spec.url:
             await check_url(spec.url, settings.mcp_allow_private, spec.param)
             spec.egress_allow = list(settings.mcp_allow_private)
-    answers = answered_requests(history, new_items)
+    answers = answered_requests(tr.history, tr.new_items)
     servers = [*specs, *reference]
     if not servers:
         if answers:
             raise invalid("An 'mcp_approval_response' needs the MCP server's tool in 'tools' again.", "tools")
         return None
-    return McpToolset(servers, answers=answers, function_names=function_names,
+    return McpToolset(servers, answers=answers, function_names=tr.function_names,
                       parallel=req.parallel_tool_calls is not False)
