@@ -66,6 +66,9 @@ class Settings:
     allow_open_mode: bool = False
     """Serve a non-loopback address without ``api_keys`` (every key-less
     caller then shares the ``anonymous`` tenant); refused unless set."""
+    console: bool = True
+    """Serve the web console at ``/console`` (``console = false`` /
+    ``RESPONSA_CONSOLE=0`` to switch it off; the list endpoints stay)."""
     raw: dict[str, Any] = field(default_factory=dict)
     default_model_source: str = "built-in default"
     """Why ``default_model`` is what it is, for the start-up log (a stray
@@ -107,7 +110,7 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         for key in ("host", "port", "database_url", "redis_url", "default_model", "log_level",
                     "max_body_bytes", "prompts_dir", "secret_key", "background_lease_s",
                     "background_concurrency", "header_timeout_s", "max_header_bytes", "shutdown_timeout_s",
-                    "allow_open_mode"):
+                    "allow_open_mode", "console"):
             if key in data:
                 setattr(s, key, data[key])
         if "prompts_dir" in data:  # relative to the config file, like any path a config names
@@ -150,6 +153,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         s.shutdown_timeout_s = float(v)
     if v := env.get("RESPONSA_ALLOW_OPEN_MODE"):
         s.allow_open_mode = v.strip().lower() in ("1", "true", "yes", "on")
+    if v := env.get("RESPONSA_CONSOLE"):
+        s.console = v.strip().lower() not in ("0", "false", "no", "off")
     if v := env.get("RESPONSA_MCP_ALLOW_PRIVATE"):
         s.mcp_allow_private.extend(h.strip() for h in v.split(",") if h.strip())
     for key, value in overrides.items():

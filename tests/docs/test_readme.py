@@ -224,6 +224,19 @@ def run_local_models(block: Block, request: pytest.FixtureRequest) -> None:
     assert body["max_output_tokens"] == 48 and body["temperature"] == 0.2
 
 
+def run_console_lists(block: Block, request: pytest.FixtureRequest) -> None:
+    url, cwd = request.getfixturevalue("readme_server"), request.getfixturevalue("workdir")
+    with httpx.Client(base_url=url, headers={"authorization": "Bearer anything"}) as c:
+        made = c.post("/v1/responses", json={"model": "test/echo", "input": "hi", "metadata": {"team": "blue"}}).json()
+    decoder, out, lists = json.JSONDecoder(), _bash(_ported(block.code, url), cwd).strip(), []
+    while out:
+        obj, end = decoder.raw_decode(out)
+        lists.append(obj)
+        out = out[end:].strip()
+    assert [x["object"] for x in lists] == ["list", "list"], lists
+    assert [r["id"] for r in lists[0]["data"]] == [made["id"]]
+
+
 def run_layout(block: Block, request: pytest.FixtureRequest) -> None:
     """A directory tree, not a command."""
     assert "src/responsa/" in block.code
@@ -239,6 +252,7 @@ RUNNERS: list[tuple[str, Callable[[Block], bool], Callable[[Block, pytest.Fixtur
     ("config", lambda b: b.lang == "toml" and "[providers.vllm]" in b.code, run_config_and_mcp),
     ("mcp-client", lambda b: b.lang == "python" and "acme/tools" in b.code, run_mcp_client),
     ("local-models", lambda b: b.lang == "bash" and "local.toml" in b.code, run_local_models),
+    ("console-lists", lambda b: b.lang == "bash" and "/v1/conversations?limit" in b.code, run_console_lists),
     ("layout", lambda b: b.lang == "text" and "src/responsa/" in b.code, run_layout),
 ]
 

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from responsa import __version__, redact
-from responsa.api import boundary, compact, conversations, errors, models, prompts, responses, websocket
+from responsa.api import boundary, compact, console, conversations, errors, models, prompts, responses, websocket
 from responsa.api.responses import json_response
 from responsa.api.state import AppState
 from responsa.config import Settings, load_settings
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     return Starlette(
         routes=[Route("/health", health, methods=["GET"]), *responses.routes, *compact.routes, *websocket.routes,
-                *models.routes, *conversations.routes, *prompts.routes],
+                *models.routes, *conversations.routes, *prompts.routes, *console.routes],
         exception_handlers={APIError: errors.api_error, HTTPException: errors.http_error,
                             Exception: errors.unhandled},
         lifespan=lifespan,

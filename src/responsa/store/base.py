@@ -8,7 +8,10 @@ other's data because no query can be written without one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from responsa.store.listing import ResponseFilter
 
 from responsa.protocol.errors import APIError
 
@@ -192,4 +195,16 @@ class Store(Protocol):
     async def server_secret(self, name: str) -> str:
         """A random secret created once per database (the first replica to ask
         creates it), so every replica and restart agrees on it."""
+        ...
+
+    # Lists (``store/listing.py``): keyset pages, newest first by default;
+    # ``UnknownCursor`` if ``after`` names no row of this tenant.
+    async def list_responses(self, tenant: str, *, after: str | None, limit: int, order: Literal["asc", "desc"],
+                             where: ResponseFilter) -> Page:
+        """Stored Response objects that ``where`` keeps."""
+        ...
+
+    async def list_conversations(self, tenant: str, *, after: str | None, limit: int,
+                                 order: Literal["asc", "desc"]) -> Page:
+        """Conversation objects (id, object, created_at, metadata)."""
         ...

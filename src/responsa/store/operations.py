@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import orjson
 
-from responsa.store import paging, sql
+from responsa.store import listing, paging, sql
 from responsa.store.base import IdempotencyConflict, Item, Page, UnknownCursor
 from responsa.store.driver import Conn, Driver, DuplicateKey, Row
 
@@ -368,3 +368,15 @@ class SQLStore:
             return value
 
         return await self.driver.write(txn)
+
+    # -- lists (store/listing.py) -----------------------------------------------
+
+    async def list_responses(self, tenant: str, *, after: str | None, limit: int, order: Literal["asc", "desc"],
+                             where: listing.ResponseFilter) -> Page:
+        return await self.driver.read(lambda db: listing.list_responses(db, tenant, after=after, limit=limit,
+                                                                        order=order, where=where))
+
+    async def list_conversations(self, tenant: str, *, after: str | None, limit: int,
+                                 order: Literal["asc", "desc"]) -> Page:
+        return await self.driver.read(lambda db: listing.list_conversations(db, tenant, after=after, limit=limit,
+                                                                            order=order))
