@@ -23,10 +23,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from responsa.api.responses import json_response, list_body
+from responsa.api.lists import list_body, list_params
+from responsa.api.responses import json_response
 from responsa.api.state import state
 from responsa.protocol.errors import invalid, not_found
-from responsa.protocol.request import whole_number
 from responsa.store.listing import ResponseFilter
 
 STATUSES = ("queued", "in_progress", "completed", "failed", "incomplete", "cancelled")
@@ -46,14 +46,13 @@ _HEADERS = {
 
 
 def _page(request: Request) -> tuple[str | None, int, Literal["asc", "desc"]]:
-    q = request.query_params
-    limit = whole_number(q.get("limit", "20"))
-    if limit is None or not 1 <= limit <= 100:
-        raise invalid("'limit' must be an integer between 1 and 100.", "limit")
-    order = q.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise invalid("'order' must be 'asc' or 'desc'.", "order")
-    return q.get("after"), limit, "asc" if order == "asc" else "desc"
+    """``after``/``limit``/``order`` by the one pagination rule (``api/lists.py``);
+    these lists page newest first from a cursor, so ``before`` is refused."""
+    if "before" in request.query_params:
+        raise invalid("'before' is not supported on this list: page with 'after' (and 'order').", "before",
+                      "unsupported_parameter")
+    after, _, limit, order = list_params(request)
+    return after, limit, order
 
 
 def _reject_unknown(request: Request, known: set[str]) -> None:
@@ -87,7 +86,7 @@ def _filter(request: Request) -> ResponseFilter:
 
 async def list_responses(request: Request) -> Response:
     """The key's stored responses, newest first; each a full Response object."""
-    _reject_unknown(request, {"after", "limit", "order", "model", "status", "metadata", "background",
+    _reject_unknown(request, {"after", "before", "limit", "order", "model", "status", "metadata", "background",
                               "conversation_id", "previous_response_id", "id_prefix"})
     st = state(request)
     tenant = st.tenant(request)
@@ -97,7 +96,7 @@ async def list_responses(request: Request) -> Response:
 
 
 async def list_conversations(request: Request) -> Response:
-    _reject_unknown(request, {"after", "limit", "order"})
+    _reject_unknown(request, {"after", "before", "limit", "order"})
     st = state(request)
     tenant = st.tenant(request)
     after, limit, order = _page(request)
