@@ -104,7 +104,7 @@ async def _one(http: httpx.AsyncClient, url: str, tokens: int) -> tuple[int, flo
 async def _concurrent(url: str, levels: list[int], tokens: int, rounds: int) -> list[str]:
     lines = []
     async with httpx.AsyncClient(timeout=600) as http:
-        await _one(http, url, 8)  # load the model
+        await _one(http, url, 16)  # load the model
         for c in levels:
             rates, ttfts = [], []
             for _ in range(rounds):

@@ -129,9 +129,9 @@ def _ported(code: str, url: str, default: str = "127.0.0.1:8080") -> str:
     return code.replace(default, url.removeprefix("http://"))
 
 
-def _bash(code: str, cwd: Path, **env: str) -> str:
+def _bash(code: str, cwd: Path, stdin: str = "", **env: str) -> str:
     out = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=cwd, env=_env(**env), capture_output=True,
-                         text=True, timeout=600)
+                         text=True, timeout=600, input=stdin)
     assert out.returncode == 0, f"block failed ({out.returncode}):\n{code}\n--- stdout\n{out.stdout}\n--- stderr\n" \
                                 f"{out.stderr}"
     return out.stdout
@@ -164,8 +164,9 @@ def run_curl(block: Block, request: pytest.FixtureRequest) -> None:
 
 def run_chat(block: Block, request: pytest.FixtureRequest) -> None:
     url, cwd = request.getfixturevalue("readme_server"), request.getfixturevalue("workdir")
-    out = _bash(block.code, cwd, RESPONSA_BASE_URL=url)
+    out = _bash(block.code, cwd, stdin="Say hello\n/exit\nnot sent\n", RESPONSA_BASE_URL=url)
     assert out.strip(), "responsa chat printed no answer"
+    assert "not sent" not in out, "/exit ended the chat"
 
 
 def run_openai(block: Block, request: pytest.FixtureRequest) -> None:

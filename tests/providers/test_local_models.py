@@ -177,3 +177,17 @@ async def test_concurrent_requests_share_the_model() -> None:
         assert done["short"] < done["long"]
     finally:
         await provider.aclose()
+
+
+def test_default_threads_follow_free_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from responsa.providers.local import default_threads
+
+    monkeypatch.delenv("RESPONSA_LOCAL_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    for load, threads in ((0.0, 4), (5.2, 3), (7.6, 1), (30.0, 1)):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        assert default_threads() == threads
+    monkeypatch.setenv("RESPONSA_LOCAL_THREADS", "3")
+    assert default_threads() == 3
