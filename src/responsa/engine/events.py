@@ -20,17 +20,21 @@ call that has not run yet) has its events held and sent, in order, as soon
 as every earlier item is done. So each item's events depend only on the
 item, and replaying item by item gives the live sequence.
 
-Replay coalesces each run of deltas into one delta per part (the store does
-not keep chunk boundaries) and carries no ``obfuscation``; everything else
-(types, order, payloads, item ids, output indexes) is identical. Sequence
-numbers of a replay are therefore its own, except for background responses,
-whose live events are stored and replayed as they were (``starting_after``
-then names the same event as in the live stream). A response whose parts
-each arrived in one delta replays with identical sequence numbers.
+Deltas: the builder cuts every streamed text (message text, refusals,
+reasoning, call arguments) into pieces by one rule that depends on the
+text alone (``pieces``: a word and the spaces after it, at most
+``PIECE_CHARS`` non-space characters), holding back the last, possibly
+unfinished, piece until the next one starts or the part ends. The store
+keeps only the final text, and replay cuts it by the same rule, so a replay
+has the very deltas of the live stream: the same events, payloads and
+sequence numbers (``starting_after=N`` names the same event in both). Only
+``obfuscation`` (a per-connection option) is not replayed. Log
+probabilities go with the piece holding their token's last character.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections import deque
 from collections.abc import Mapping
@@ -44,6 +48,60 @@ from responsa.protocol.types import Event, Item, Response
 from responsa.providers import base as m
 from responsa.tools.base import ItemKind, ToolRoute
 from responsa.tools.functions import FUNCTION_CALL
+
+PIECE_CHARS = 24
+"""Longest run of non-space characters in one delta (text without spaces,
+such as Chinese, or JSON arguments, still streams)."""
+_PIECE = re.compile(rf"\s*\S{{1,{PIECE_CHARS}}}\s*|\s+")
+
+Logprobs = list[dict[str, Any]]
+
+
+def pieces(text: str, logprobs: Logprobs | None = None) -> list[tuple[str, Logprobs]]:
+    """``text`` cut into the deltas the live stream sends (see the module
+    docstring), each with the log probabilities of the tokens that end in it."""
+    cut = _Pieces()
+    return [*cut.feed(text, logprobs), *cut.flush()]
+
+
+class _Pieces:
+    """Cuts a text arriving in arbitrary chunks into ``pieces``. A piece is
+    final once the next one has begun: every earlier boundary of the rule
+    depends only on the characters up to the next piece's first one."""
+
+    __slots__ = ("_buf", "_chars", "_end", "_tokens")
+
+    def __init__(self) -> None:
+        self._buf = ""
+        self._end = 0  # characters sent so far
+        self._tokens: list[tuple[int, dict[str, Any]]] = []  # (end offset, logprob) not yet sent
+        self._chars = 0  # characters of tokens seen so far
+
+    def feed(self, text: str, logprobs: Logprobs | None = None) -> list[tuple[str, Logprobs]]:
+        for lp in logprobs or ():
+            self._chars += len(str(lp.get("token", "")))
+            self._tokens.append((self._chars, lp))
+        self._buf += text
+        found = _PIECE.findall(self._buf)
+        self._buf = found.pop() if found else ""
+        return [self._take(p) for p in found]
+
+    def flush(self) -> list[tuple[str, Logprobs]]:
+        out = [self._take(self._buf)] if self._buf else []
+        self._buf = ""
+        if self._tokens and out:  # tokens past the text (odd token texts): with the last piece
+            out[-1][1].extend(lp for _, lp in self._tokens)
+        self._tokens, self._end, self._chars = [], 0, 0
+        return out
+
+    def _take(self, piece: str) -> tuple[str, Logprobs]:
+        self._end += len(piece)
+        n = 0
+        while n < len(self._tokens) and self._tokens[n][0] <= self._end:
+            n += 1
+        taken = [lp for _, lp in self._tokens[:n]]
+        del self._tokens[:n]
+        return piece, taken
 
 
 @dataclass(slots=True, eq=False)
@@ -62,6 +120,7 @@ class _Call:
     kind: ItemKind
     seg: _Segment
     chunks: list[str] = field(default_factory=list)
+    cut: _Pieces = field(default_factory=_Pieces)
 
 
 def _added_view(kind: ItemKind, item: Item) -> Item:
@@ -112,8 +171,10 @@ class EventBuilder:
         self._part_open = False
         self._text: list[str] = []
         self._logprobs: list[dict[str, Any]] = []
+        self._cut = _Pieces()
         self._reasoning: _Segment | None = None
         self._reasoning_text: list[str] = []
+        self._reasoning_cut = _Pieces()
         self._reasoning_summary = False
         self._calls: dict[int, _Call] = {}
         self._pending: list[tuple[int, Item]] = []
@@ -246,8 +307,8 @@ class EventBuilder:
         seg = self._begin(kind, item)
         value = item.get(kind.stream) if kind.stream else None
         if kind.stream:
-            if value:
-                self._chunk(kind, seg, value)
+            for piece, _ in pieces(value or ""):
+                self._chunk(kind, seg, piece)
             self._stream_done(kind, seg)
         return seg.index, self._drain()
 
@@ -306,7 +367,8 @@ class EventBuilder:
             call = self._calls.get(ev.index)
             if call is not None and ev.arguments:
                 call.chunks.append(ev.arguments)
-                self._chunk(call.kind, call.seg, ev.arguments)
+                for piece, _ in call.cut.feed(ev.arguments):
+                    self._chunk(call.kind, call.seg, piece)
         return self._drain()
 
     def close_open(self, status: str = "completed") -> list[Event]:
@@ -362,6 +424,8 @@ class EventBuilder:
         for key in sorted(self._calls):
             call = self._calls[key]
             item, kind, seg = call.seg.item, call.kind, call.seg
+            for piece, _ in call.cut.flush():
+                self._chunk(kind, seg, piece)
             if kind.stream:
                 item[kind.stream] = "".join(call.chunks)
             self._stream_done(kind, seg)
@@ -392,16 +456,22 @@ class EventBuilder:
         self._text.append(text)
         if logprobs:
             self._logprobs.extend(logprobs)
+        for piece, lps in self._cut.feed(text, logprobs):
+            self._text_piece(msg, piece, lps)
+
+    def _text_piece(self, msg: _Segment, piece: str, logprobs: Logprobs) -> None:
         ci = len(msg.item["content"])
-        if part_type == "refusal":
-            self._pad(self._at(msg, E.REFUSAL_DELTA, content_index=ci, delta=text), text)
+        if self._part_type == "refusal":
+            self._pad(self._at(msg, E.REFUSAL_DELTA, content_index=ci, delta=piece), piece)
         else:
-            self._pad(self._at(msg, E.TEXT_DELTA, content_index=ci, delta=text, logprobs=logprobs or []), text)
+            self._pad(self._at(msg, E.TEXT_DELTA, content_index=ci, delta=piece, logprobs=logprobs), piece)
 
     def _close_part(self) -> None:
         msg = self._message
         if msg is None or not self._part_open:
             return
+        for piece, lps in self._cut.flush():
+            self._text_piece(msg, piece, lps)
         text = "".join(self._text)
         ci = len(msg.item["content"])
         part: dict[str, Any]
@@ -437,16 +507,22 @@ class EventBuilder:
         if not ev.text:
             return
         self._reasoning_text.append(ev.text)
+        for piece, _ in self._reasoning_cut.feed(ev.text):
+            self._reasoning_piece(self._reasoning, piece)
+
+    def _reasoning_piece(self, seg: _Segment, piece: str) -> None:
         if self._reasoning_summary:
-            self._at(self._reasoning, E.SUMMARY_DELTA, summary_index=0, delta=ev.text)
+            self._at(seg, E.SUMMARY_DELTA, summary_index=0, delta=piece)
         else:
-            self._at(self._reasoning, E.REASONING_DELTA, content_index=0, delta=ev.text)
+            self._at(seg, E.REASONING_DELTA, content_index=0, delta=piece)
 
     def _close_reasoning(self, encrypted: str | None) -> None:
         seg = self._reasoning
         if seg is None:
             return
         r = seg.item
+        for piece, _ in self._reasoning_cut.flush():
+            self._reasoning_piece(seg, piece)
         text = "".join(self._reasoning_text)
         if self._reasoning_summary:
             part = {"type": "summary_text", "text": text}
@@ -465,8 +541,7 @@ class EventBuilder:
     # -- replay ----------------------------------------------------------------
 
     def replay_item(self, item: Item) -> list[Event]:
-        """The events the live path made for the finished ``item`` (deltas
-        coalesced, one per part)."""
+        """The events the live path made for the finished ``item``."""
         itype = item.get("type")
         if itype == "message":
             seg = self._add(item, {**item, "status": "in_progress", "content": []})
@@ -477,14 +552,14 @@ class EventBuilder:
             seg = self._add(item, {"type": "reasoning", "id": item["id"], "summary": [], "content": []})
             if "content" in item:
                 for part in item["content"] or []:
-                    if part.get("text"):
-                        self._at(seg, E.REASONING_DELTA, content_index=0, delta=part["text"])
+                    for piece, _ in pieces(part.get("text", "")):
+                        self._at(seg, E.REASONING_DELTA, content_index=0, delta=piece)
                     self._at(seg, E.REASONING_DONE, content_index=0, text=part.get("text", ""))
             else:
                 for si, part in enumerate(item.get("summary") or []):
                     self._at(seg, E.SUMMARY_PART_ADDED, summary_index=si, part={"type": "summary_text", "text": ""})
-                    if part.get("text"):
-                        self._at(seg, E.SUMMARY_DELTA, summary_index=si, delta=part["text"])
+                    for piece, _ in pieces(part.get("text", "")):
+                        self._at(seg, E.SUMMARY_DELTA, summary_index=si, delta=piece)
                     self._at(seg, E.SUMMARY_DONE, summary_index=si, text=part.get("text", ""))
                     self._at(seg, E.SUMMARY_PART_DONE, summary_index=si, part=part)
             self._done(seg)
@@ -492,8 +567,8 @@ class EventBuilder:
             kind = self.kinds[itype]
             seg = self._begin(kind, item)
             if kind.stream:
-                if item.get(kind.stream):
-                    self._chunk(kind, seg, item[kind.stream])
+                for piece, _ in pieces(item.get(kind.stream) or ""):
+                    self._chunk(kind, seg, piece)
                 self._stream_done(kind, seg)
             self._finish(seg)
         else:
@@ -504,13 +579,13 @@ class EventBuilder:
         ptype = part.get("type", "output_text")
         self._at(seg, E.PART_ADDED, content_index=ci, part=_empty_part(ptype))
         if ptype == "refusal":
-            if part.get("refusal"):
-                self._at(seg, E.REFUSAL_DELTA, content_index=ci, delta=part["refusal"])
+            for piece, _ in pieces(part.get("refusal", "")):
+                self._at(seg, E.REFUSAL_DELTA, content_index=ci, delta=piece)
             self._at(seg, E.REFUSAL_DONE, content_index=ci, refusal=part.get("refusal", ""))
         else:
             logprobs = part.get("logprobs") or []
-            if part.get("text"):
-                self._at(seg, E.TEXT_DELTA, content_index=ci, delta=part["text"], logprobs=logprobs)
+            for piece, lps in pieces(part.get("text", ""), logprobs):
+                self._at(seg, E.TEXT_DELTA, content_index=ci, delta=piece, logprobs=lps)
             self._at(seg, E.TEXT_DONE, content_index=ci, text=part.get("text", ""), logprobs=logprobs)
         self._at(seg, E.PART_DONE, content_index=ci, part=part)
 

@@ -10,7 +10,8 @@ end to end without a network:
 - ``[[call:NAME {json}]]``: call tool NAME with those arguments (repeat the
   directive for parallel calls);
 - ``[[reasoning:TEXT]]``: think TEXT first (a reasoning item whose opaque
-  ``encrypted_content`` is ``test:TEXT``);
+  ``encrypted_content`` is ``test:TEXT``); ``[[summary:TEXT]]``: the same as
+  a reasoning summary (as OpenAI's reasoning models stream it);
 - ``[[long:N]]``: answer with N words; ``[[delay:MS]]`` between deltas;
 - ``[[error]]`` / ``[[error:STATUS]]``: fail before the first byte;
   ``[[error-model:NAME]]``: fail that way only when called as model NAME
@@ -140,6 +141,10 @@ class TestProvider:
             for piece in _chunks(thought):
                 yield m.ReasoningDelta(piece)
             yield m.ReasoningDone(encrypted_content=f"test:{thought}")  # opaque state, as upstreams send
+        for thought in directives.get("summary", []):
+            for piece in _chunks(thought):
+                yield m.ReasoningDelta(piece, summary=True)
+            yield m.ReasoningDone(encrypted_content=f"test:{thought}")
 
         calls = [self._scripted_call(arg) for arg in directives.get("call", [])]
         if not calls and last.get("type") == "message" and last.get("role") == "user" \
