@@ -148,6 +148,7 @@ def _chat(args: argparse.Namespace) -> int:
         print(f"responsa chat: {url}, model {args.model or '(the server default)'}\n"
               "Type a message and press Enter. /exit or Ctrl-D quits; Ctrl-C stops an answer.")
     previous: str | None = None
+    named = args.model is not None
     while True:
         try:
             line = input("> " if interactive else "")
@@ -166,6 +167,9 @@ def _chat(args: argparse.Namespace) -> int:
                                              instructions=args.instructions, stream=True)
             assert not isinstance(events, Response)
             for event in events:
+                if event.type == "response.created" and interactive and not named and event.response is not None:
+                    named = True  # the banner could not know the server's default: say it once
+                    print(f"(model: {event.response.model})")
                 if event.type == "response.output_text.delta":
                     print(getattr(event, "delta", ""), end="", flush=True)
                 elif event.response is not None and event.type in ("response.completed", "response.incomplete",

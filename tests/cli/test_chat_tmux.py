@@ -86,6 +86,15 @@ def test_chat_in_a_terminal(server: str, pane_factory: Callable[[list[str]], Pan
     assert "Traceback" not in pane.text()
 
 
+def test_chat_names_the_default_model(server: str, pane_factory: Callable[[list[str]], Pane]) -> None:
+    pane = pane_factory([sys.executable, "-m", "responsa.cli", "chat", "--base-url", server])
+    pane.wait(lambda t: "model (the server default)" in t, "the banner")
+    pane.send("hi", "Enter")
+    pane.wait(lambda t: "(model: test/echo)\nhi\n" in t, "the model's name with the first answer")
+    pane.send("C-d")
+    pane.wait(lambda t: pane.dead(), "Ctrl-D to end the chat")
+
+
 def test_chat_with_the_server_down(pane_factory: Callable[[list[str]], Pane]) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
