@@ -10,6 +10,7 @@ server that goes away.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 import tomllib
@@ -117,6 +118,7 @@ def _serve(args: argparse.Namespace) -> int:
     if problems:
         return _fail(problems)
     _startup_report(settings, registry, config)
+    asyncio.run(registry.aclose())  # the app builds its own; this one only checked and reported
     serving.run(create_app(settings), settings, access_log=args.access_log)
     return 0
 

@@ -488,7 +488,7 @@ class LocalProvider:
         self._worker = ThreadPoolExecutor(max_workers=self._parallel, thread_name_prefix="responsa-local")
         self._load_lock = threading.Lock()
         self._servers: dict[str, _Loaded] = {}  # GGUF path -> loaded model
-        self._sockdir = tempfile.mkdtemp(prefix="responsa-llama-")
+        self._sockdir: str | None = None  # made with the first model: an unused provider leaves nothing behind
         self._active: set[threading.Event] = set()  # stop flags of running streams
         self.threads: int | None = None
         """Threads llama.cpp decodes with, known once a model is loaded."""
@@ -541,6 +541,8 @@ class LocalProvider:
         p.verbosity = int(self._opts.get("verbosity", 1))  # 1 = errors only
         if template := self._opts.get("chat_template"):
             p.chat_template = str(template)
+        if self._sockdir is None:
+            self._sockdir = tempfile.mkdtemp(prefix="responsa-llama-")
         sock = str(Path(self._sockdir) / f"{len(self._servers)}.sock")
         key = secrets.token_urlsafe(24)
         p.hostnames = [sock]
@@ -647,7 +649,8 @@ class LocalProvider:
             stop.set()
         await asyncio.to_thread(self._worker.shutdown, wait=True, cancel_futures=True)
         self._servers.clear()
-        shutil.rmtree(self._sockdir, ignore_errors=True)
+        if self._sockdir is not None:
+            shutil.rmtree(self._sockdir, ignore_errors=True)
 
 
 
