@@ -150,8 +150,10 @@ async def worker(url: str, n: int, until: float, t: Tally) -> None:
                     if out:
                         await asyncio.sleep(0.1)
                         r = await c.post(f"/v1/responses/{out['id']}/cancel")
-                        (t.ok if r.status_code == 200 else lambda k: t.bad(k, f"{r.status_code} {r.text}"))(
-                            "cancel")
+                        if r.status_code == 200:
+                            t.ok("cancel")
+                        else:
+                            t.bad("cancel", f"{r.status_code} {r.text}")
                 elif kind == 5:
                     await _stream(c, t, {"model": "test/echo", "input": "[[long:300]] [[delay:5]]"}, "dropped",
                                   drop_after=5)

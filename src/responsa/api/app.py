@@ -13,7 +13,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from responsa import __version__, redact
-from responsa.api import boundary, compact, console, conversations, errors, models, prompts, responses, websocket
+from responsa.api import (
+    boundary,
+    compact,
+    console,
+    conversations,
+    disconnect,
+    errors,
+    models,
+    prompts,
+    responses,
+    websocket,
+)
 from responsa.api.responses import json_response
 from responsa.api.state import AppState
 from responsa.config import Settings, load_settings
@@ -62,5 +73,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={APIError: errors.api_error, HTTPException: errors.http_error,
                             Exception: errors.unhandled},
         lifespan=lifespan,
-        middleware=[Middleware(boundary.NulGuard)],  # ids with NUL: 404/400 before any route or store sees them
+        # Ids with NUL: 404/400 before any route or store sees them. A client
+        # that hangs up cancels its request's work (non-streamed ones too).
+        middleware=[Middleware(boundary.NulGuard), Middleware(disconnect.CancelOnDisconnect)],
     )

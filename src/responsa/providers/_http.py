@@ -9,6 +9,7 @@ upstream family served them.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -103,20 +104,94 @@ def _retry_after(resp: aiohttp.ClientResponse) -> float:
         return _MAX_RETRY_AFTER + 1
 
 
+class _Deadline:
+    """Ends an upstream call that runs too long in total, or that sends no
+    data for too long (SSE keep-alive comments reset the socket's read
+    timeout, so an upstream that only sends those would otherwise hold a
+    response ``in_progress`` forever). One timer per call, re-armed only when
+    it fires; a data event costs one float assignment."""
+
+    def __init__(self, total_s: float, idle_s: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.end = self.loop.time() + total_s
+        self.idle_s = idle_s
+        self.last_data = self.loop.time()
+        self.expired: str | None = None
+        self._resp: aiohttp.ClientResponse | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        if math.isfinite(total_s) or math.isfinite(idle_s):
+            self._arm()
+
+    def watch(self, resp: aiohttp.ClientResponse) -> None:
+        """The attempt now in flight is the one to cut off."""
+        self._resp = resp
+        if self.expired:
+            resp.close()
+
+    def _arm(self) -> None:
+        when = min(self.end, self.last_data + self.idle_s)
+        self._timer = self.loop.call_at(when, self._fire) if math.isfinite(when) else None
+
+    def _fire(self) -> None:
+        now = self.loop.time()
+        if now >= self.end:
+            self.expired = "did not finish in time"
+        elif now >= self.last_data + self.idle_s:
+            self.expired = f"sent no data for {self.idle_s:g} s"
+        else:
+            self._arm()
+            return
+        if self._resp is not None:
+            self._resp.close()  # the pending read fails; stream_json reports why
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def error(self) -> ProviderError:
+        return ProviderError(f"The upstream {self.expired}: the call was abandoned.", status=504,
+                             code="upstream_timeout")
+
+
 async def stream_json(session: aiohttp.ClientSession, url: str, body: dict[str, Any], *,
-                      attempts: int, backoff: float) -> AsyncIterator[Any]:
+                      attempts: int, backoff: float, total_timeout: float = math.inf,
+                      idle_timeout: float = math.inf) -> AsyncIterator[Any]:
     """POST ``body`` and yield each decoded SSE data payload until EOF or ``[DONE]``.
 
     Retries happen only while nothing has been yielded: once the caller has
     seen an event a repeat would duplicate output, so later failures raise
     ``ProviderError`` for the engine to turn into ``response.failed``.
+    ``total_timeout`` bounds the whole call (all attempts); ``idle_timeout``
+    the time between two data events (see ``_Deadline``).
     """
     content = orjson.dumps(body)
+    yielded = False
+    deadline = _Deadline(total_timeout, idle_timeout)
+    try:
+        async for event in _attempts(session, url, content, attempts, backoff, deadline):
+            yielded = True
+            deadline.last_data = deadline.loop.time()
+            yield event
+    except (ProviderError, aiohttp.ClientError, TimeoutError) as exc:
+        if deadline.expired:
+            raise deadline.error() from exc
+        if yielded and not isinstance(exc, ProviderError):
+            raise ProviderError(f"The upstream stream broke off: {exc}") from exc
+        raise
+    finally:
+        deadline.cancel()
+    if deadline.expired:
+        raise deadline.error()
+
+
+async def _attempts(session: aiohttp.ClientSession, url: str, content: bytes, attempts: int, backoff: float,
+                    deadline: _Deadline) -> AsyncIterator[Any]:
     yielded = False
     for attempt in range(attempts):
         delay = backoff * 2**attempt
         try:
             async with session.post(url, data=content, headers=_STREAM_HEADERS) as resp:
+                deadline.watch(resp)
                 if resp.status < 400:
                     done = False
                     async for data in _sse_data(resp.content.iter_any()):
@@ -148,6 +223,8 @@ async def stream_json(session: aiohttp.ClientSession, url: str, body: dict[str, 
                 raise ProviderError(f"The upstream stream broke off: {exc}") from exc
             error = ProviderError(f"Cannot reach the upstream: {exc}", code="upstream_unavailable")
             retry = isinstance(exc, _RETRY_TRANSPORT)
+        if deadline.expired:
+            raise deadline.error()
         if not retry or attempt == attempts - 1:
             raise error
         await asyncio.sleep(delay)
@@ -180,6 +257,10 @@ class HTTPProvider:
         # its first token; connecting should never take that long.
         self._timeout = aiohttp.ClientTimeout(total=None, sock_read=float(opts.get("timeout", 300)),
                                               sock_connect=float(opts.get("connect_timeout", 10)))
+        # Bounds no read timeout gives: the whole call, and the time between
+        # two data events (keep-alive comments do not count).
+        self._total_timeout = float(opts.get("total_timeout", 1800))
+        self._idle_timeout = float(opts.get("idle_timeout", opts.get("timeout", 300)))
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -228,7 +309,8 @@ class HTTPProvider:
         return list(dict.fromkeys([*self._models, *self._cfg.models]))
 
     def _stream_json(self, path: str, body: dict[str, Any]) -> AsyncIterator[Any]:
-        return stream_json(self.session, self._url(path), body, attempts=self._attempts, backoff=self._backoff)
+        return stream_json(self.session, self._url(path), body, attempts=self._attempts, backoff=self._backoff,
+                           total_timeout=self._total_timeout, idle_timeout=self._idle_timeout)
 
     async def aclose(self) -> None:
         if self._session is not None:
