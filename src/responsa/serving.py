@@ -34,14 +34,14 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from responsa.config import Settings
+from responsa.protocol.errors import ResponsaError, error_body
 
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
 def error_bytes(status: int, message: str, code: str) -> bytes:
     """A complete HTTP/1.1 response carrying an OpenAI-shaped error; the connection closes after it."""
-    body = orjson.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None,
-                                   "code": code}})
+    body = orjson.dumps(error_body(ResponsaError(message, status=status, code=code)))
     head = (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
             % (status, _REASONS[status], len(body)))
     return head + body

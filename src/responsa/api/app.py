@@ -48,8 +48,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = open_store(settings.database_url)
         await store.open()
-        if settings.prompts_dir:
-            await prompts.seed(store, settings.prompts_dir)
         registry = Registry(settings)
         secret = settings.secret_key or await store.server_secret("compaction")
         fanout = fanout_from_url(settings.redis_url)

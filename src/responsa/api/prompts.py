@@ -1,5 +1,6 @@
 """``/v1/prompts``: the server-side library of reusable prompt templates
-that ``responses.create(prompt={"id", "version", "variables"})`` renders.
+that ``responses.create(prompt={"id", "version", "variables"})`` renders
+(the seeding from ``prompts_dir`` is the engine's: ``engine.prompts.seed``).
 
 Versioned: creating a prompt makes version "1", every change adds a version
 and no version is ever modified, so a client pinned to a version keeps
@@ -10,11 +11,7 @@ them; editing a seed file adds a new version at the next start.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-import tomllib
-from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -24,7 +21,7 @@ from starlette.routing import Route
 from responsa.api.lists import list_body, list_params
 from responsa.api.responses import json_response
 from responsa.api.state import json_body, state
-from responsa.engine.prompts import template
+from responsa.engine.prompts import PROMPT_ID, template
 from responsa.protocol.errors import APIError, invalid, not_found
 from responsa.protocol.ids import new_id
 from responsa.protocol.request import whole_number
@@ -33,10 +30,6 @@ from responsa.store.base import Page, Store
 
 log = logging.getLogger("responsa.prompts")
 
-SERVER = ""
-"""The tenant that owns seeded prompts."""
-_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
-_COMPARED = ("instructions", "input", "model", "metadata")
 
 
 def _missing(prompt_id: str) -> APIError:
@@ -67,7 +60,7 @@ async def create(request: Request) -> Response:
     pid = body.get("id") if isinstance(body, dict) else None
     if pid is None:
         pid = new_id("pmpt")
-    elif not isinstance(pid, str) or not _ID.match(pid):
+    elif not isinstance(pid, str) or not PROMPT_ID.match(pid):
         raise invalid("Invalid 'id': 1-128 characters of a-z, A-Z, 0-9, '_', '-' or '.'.", "id")
     created = await st.store.create_prompt(tenant, template(body, pid))
     if created is None:
@@ -130,39 +123,6 @@ async def delete(request: Request) -> Response:
     if not await st.store.delete_prompt(tenant, pid):
         raise _missing(pid)
     return json_response({"id": pid, "object": "prompt.deleted", "deleted": True})
-
-
-def _read(path: Path) -> dict[str, Any]:
-    data = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
-    if not isinstance(data, dict):
-        raise ValueError(f"prompt file {path} must hold an object")
-    return data
-
-
-async def seed(store: Store, directory: str) -> None:
-    """Load ``*.toml``/``*.json`` prompt files (``id`` defaults to the file
-    name). A file whose content differs from the stored latest version adds
-    a version; an unchanged one adds nothing, so restarts are idempotent. A
-    broken file stops start-up: serving without a prompt clients rely on
-    would only fail later and less clearly."""
-    folder = Path(directory)
-    if not folder.is_dir():
-        raise RuntimeError(f"prompts_dir {directory!r} is not a directory")
-    for path in sorted(p for p in folder.iterdir() if p.suffix in (".toml", ".json")):
-        try:
-            data = _read(path)
-            pid = data.get("id", path.stem)
-            if not isinstance(pid, str) or not _ID.match(pid):
-                raise invalid(f"invalid prompt id {pid!r}", "id")
-            prompt = template(data, pid)
-        except (ValueError, APIError) as exc:
-            raise RuntimeError(f"prompt file {path}: {exc}") from None
-        latest = await store.get_prompt(SERVER, pid)
-        if latest is None:
-            await store.create_prompt(SERVER, prompt)
-        elif any(latest.get(k) != prompt[k] for k in _COMPARED):
-            added = await store.add_prompt_version(SERVER, prompt)
-            log.info("prompt %s: %s changed, now version %s", pid, path.name, added and added["version"])
 
 
 routes = [

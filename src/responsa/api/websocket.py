@@ -28,7 +28,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from responsa.api.boundary import check_raw
 from responsa.api.errors import error_response
 from responsa.api.state import AppState, state
-from responsa.protocol.errors import APIError, ServerError, invalid, ws_frame
+from responsa.protocol import shape
+from responsa.protocol.errors import APIError, ServerError, ws_frame
 from responsa.protocol.events import TERMINAL
 from responsa.protocol.request import parse_create
 from responsa.protocol.response import visible
@@ -41,7 +42,6 @@ CACHE_SIZE = 32
 CONNECTION_LIMIT_S = 3600.0
 """The spec's 60-minute connection limit, after which the server sends
 ``websocket_connection_limit_reached`` and closes."""
-_FORBIDDEN = ("stream", "stream_options", "background")
 
 
 def error_frame(exc: APIError) -> bytes:
@@ -49,22 +49,9 @@ def error_frame(exc: APIError) -> bytes:
 
 
 def _request_body(raw: str | bytes | None) -> dict[str, Any]:
-    try:
-        frame = orjson.loads(raw or b"")
-    except orjson.JSONDecodeError as exc:
-        raise invalid(f"The message is not valid JSON: {exc}.", None, "invalid_json") from None
+    frame = shape.websocket_frame(raw)
     check_raw(raw or b"", frame)  # ids with NUL: the 404/400 any HTTP body gets
-    if not isinstance(frame, dict):
-        raise invalid("The message must be a JSON object.", None, "invalid_json")
-    ftype = frame.pop("type", None)
-    if ftype != "response.create":
-        raise invalid(f"Invalid value for 'type': {ftype!r}. The only supported message type is "
-                      "'response.create'.", "type", "invalid_event_type")
-    for key in _FORBIDDEN:
-        if key in frame:
-            raise invalid(f"'{key}' is not allowed in WebSocket mode: every turn is streamed.", key,
-                          "unsupported_parameter")
-    return frame
+    return shape.websocket_create(frame)
 
 
 class _Connection:

@@ -20,14 +20,13 @@ import binascii
 import hashlib
 import hmac
 import zlib
-from typing import Any
 
 import orjson
 
 from responsa.protocol.errors import invalid
 from responsa.protocol.ids import new_id
+from responsa.protocol.types import Item
 
-Item = dict[str, Any]
 _VERSION = "v1"
 
 

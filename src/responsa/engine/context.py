@@ -14,10 +14,11 @@ from responsa.config import Settings
 from responsa.engine import compaction, prompts, truncation
 from responsa.engine.events import EventBuilder
 from responsa.engine.loop import Candidate, Turn
-from responsa.protocol.errors import APIError, invalid, not_found
+from responsa.protocol import shape
+from responsa.protocol.errors import invalid, not_found
 from responsa.protocol.ids import new_id
 from responsa.protocol.items import normalize_input
-from responsa.protocol.params import check_background, native, needs_native
+from responsa.protocol.params import native, needs_native
 from responsa.protocol.request import CreateResponse, instructions_text
 from responsa.protocol.response import new_response
 from responsa.protocol.types import Item
@@ -38,14 +39,6 @@ class Prepared:
     store: bool
 
 
-# Upstream body keys the adapters own: ``settings`` are merged into the
-# upstream request last, so letting them through would let a client swap the
-# model, break the stream it is parsed from, or make the upstream store data.
-_RESERVED_SETTINGS = frozenset({"model", "messages", "input", "system", "stream", "stream_options", "store",
-                                "tools", "tool_choice", "instructions", "previous_response_id", "background",
-                                "conversation", "include"})
-
-
 def _model_candidates(req: CreateResponse, registry: Registry, default_model: str) -> tuple[str, list[Candidate]]:
     """The reference client's ``model`` forms: a string, ``{model, settings}``,
     or a list used as an ordered fallback chain. A list entry naming a model
@@ -54,29 +47,10 @@ def _model_candidates(req: CreateResponse, registry: Registry, default_model: st
     canonical ``provider/model`` of the first usable entry, so a bare name and
     an omitted model echo alike."""
     raw = req.model if req.model is not None else default_model
-    entries = raw if isinstance(raw, list) else [raw]
-    if not entries:
-        raise invalid("'model' must not be an empty list.", "model", "empty_array")
     candidates = []
     display: str | None = None
     missing: list[UnknownModel] = []
-    for i, entry in enumerate(entries):
-        param = f"model[{i}]" if isinstance(raw, list) else "model"
-        settings: dict[str, Any] = {}
-        if isinstance(entry, dict):
-            name = entry.get("model") or entry.get("name")
-            settings = entry.get("settings") or {}
-            if not isinstance(settings, dict):
-                raise invalid(f"'{param}.settings' must be an object.", f"{param}.settings", "invalid_type")
-            clash = sorted(_RESERVED_SETTINGS.intersection(settings))
-            if clash:
-                raise invalid(f"'{param}.settings.{clash[0]}' cannot be set: Responsa builds that part of the "
-                              "upstream request itself.", f"{param}.settings.{clash[0]}", "unsupported_parameter")
-        else:
-            name = entry
-        if not isinstance(name, str) or not name:
-            raise invalid(f"'{param}' must name a model, e.g. 'openai/gpt-4o-mini' or 'test/echo'.", param,
-                          "invalid_type")
+    for param, name, settings in shape.model_entries(raw):
         try:
             found = registry.lookup(name)
         except UnknownModel as exc:
@@ -85,7 +59,8 @@ def _model_candidates(req: CreateResponse, registry: Registry, default_model: st
             missing.append(exc)
             continue
         except ProviderError as exc:
-            raise APIError(exc.message, status=exc.status, type=exc.type, param=param, code=exc.code) from None
+            exc.param = param
+            raise
         display = display or found.name
         candidates.append(Candidate(found.provider, found.upstream, settings))
     if display is None:
@@ -132,40 +107,6 @@ async def _toolsets(req: CreateResponse, *, history: list[Item], new_items: list
         if toolset is not None:
             built.append((tt, toolset))
     return built
-
-
-def _tool_choice(choice: Any, tools: list[dict[str, Any]], server_tools: bool) -> Any:
-    """``server_tools``: the request has tools the server runs (``required`` is then satisfiable)."""
-    names = {t["name"] for t in tools}
-    if choice is None:
-        return "auto"
-    if isinstance(choice, str):
-        if choice not in ("none", "auto", "required"):
-            raise invalid(f"Invalid value for 'tool_choice': {choice!r}. Supported values are 'none', "
-                          "'auto' and 'required', or a tool object.", "tool_choice")
-        if choice == "required" and not tools and not server_tools:
-            raise invalid("'tool_choice' is 'required' but no tools were given.", "tool_choice")
-        return choice
-    ctype = choice.get("type")
-    if ctype == "function":
-        if not isinstance(choice.get("name"), str) or choice["name"] not in names:
-            raise invalid(f"Tool choice names function {choice.get('name')!r}, which is not in 'tools'.",
-                          "tool_choice.name")
-        return {"type": "function", "name": choice["name"]}
-    if ctype == "allowed_tools":
-        mode = choice.get("mode", "auto")
-        if mode not in ("auto", "required"):
-            raise invalid("'tool_choice.mode' must be 'auto' or 'required'.", "tool_choice.mode")
-        allowed = choice.get("tools")
-        if not isinstance(allowed, list) or not allowed:
-            raise invalid("'tool_choice.tools' must be a non-empty array.", "tool_choice.tools")
-        for j, t in enumerate(allowed):
-            if not isinstance(t, dict) or not isinstance(t.get("name"), str) or t["name"] not in names:
-                raise invalid(f"'tool_choice.tools[{j}]' names a tool that is not in 'tools'.",
-                              f"tool_choice.tools[{j}]")
-        return {"type": "allowed_tools", "mode": mode,
-                "tools": [{"type": "function", "name": t["name"]} for t in allowed]}
-    raise invalid(f"Invalid value for 'tool_choice.type': {ctype!r}.", "tool_choice.type")
 
 
 def _check_call_ids(history: list[Item], new_items: list[Item]) -> None:
@@ -215,20 +156,6 @@ async def resolve_references(store: Store, tenant: str, items: list[Item], param
             items[i] = found[it["id"]]
 
 
-def _conversation_id(req: CreateResponse) -> str | None:
-    conv = req.conversation
-    if conv is None:
-        return None
-    cid = conv.get("id") if isinstance(conv, dict) else conv
-    if not isinstance(cid, str) or not cid:
-        raise invalid("Invalid 'conversation': expected a conversation id or an object {\"id\": ...}.",
-                      "conversation", "invalid_type")
-    if req.previous_response_id is not None:
-        raise invalid("'conversation' and 'previous_response_id' cannot be used together: a conversation "
-                      "already carries the history.", "conversation", "invalid_value")
-    return cid
-
-
 async def _load_conversation(store: Store, tenant: str, conversation_id: str) -> list[Item]:
     items = await store.load_conversation(tenant, conversation_id)
     if items is None:
@@ -246,19 +173,16 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     items they encode before anything else sees the context.
     ``enforce_window=False`` skips ``truncation`` (token counting wants the
     whole context)."""
-    if req.background and req.store is False:
-        raise invalid("Background mode requires 'store' to be true: a background response is polled, resumed "
-                      "and cancelled through its stored record.", "background")
-    check_background(req.background, req.stream, req.background_options)
+    shape.check_background(req)
     prompt = await prompts.resolve(req.prompt, tenant=tenant, store=store) if req.prompt else None
     model, candidates = _model_candidates(req, registry, (prompt and prompt.model) or default_model)
     heavy = limits.check_request(req.tools, req.input, req.text)  # 400 over a limit; else off-loop when heavy
     tools, echoed_tools = await limits.offload(heavy, _tools, req)
     has_server_tools = len(echoed_tools) > len(tools) or req.mcp_servers not in (None, "", [])
-    tool_choice = _tool_choice(req.tool_choice, tools, has_server_tools)
+    tool_choice = shape.tool_choice(req.tool_choice, {t["name"] for t in tools}, server_tools=has_server_tools)
     instructions, _ = instructions_text(req)
     new_items = normalize_input(req.input, "input", INPUT_ITEMS)
-    conversation_id = _conversation_id(req)
+    conversation_id = shape.conversation_id(req)
     if prompt is not None:
         # The prompt's instructions come first and the request's extend them;
         # its rendered items are this turn's input, ahead of the request's.

@@ -23,7 +23,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from responsa.config import Settings
-from responsa.engine import context, runner
+from responsa.engine import context, prompts, runner
 from responsa.engine.background import BackgroundRunner
 from responsa.engine.context import Prepared
 from responsa.engine.events import replay
@@ -67,6 +67,9 @@ class Engine:
                                            concurrency=settings.background_concurrency)
 
     async def start(self) -> None:
+        """Seed the server's prompts (a broken prompt file stops start-up), then take background work."""
+        if self.settings.prompts_dir:
+            await prompts.seed(self.store, self.settings.prompts_dir)
         await self.background.start()
 
     async def stop(self) -> None:

@@ -128,9 +128,7 @@ async def run(turn: Turn) -> AsyncIterator[Event]:
                 reason = "max_output_tokens" if finish.reason == "length" else "content_filter"
                 break
             calls = b.step_calls
-            problem = check_calls(turn.request, [item for _, item in calls], forced=step == 0)
-            if problem is not None:
-                raise UpstreamError(problem, code="invalid_tool_call", retryable=False)
+            check_calls(turn.request, [item for _, item in calls], forced=step == 0)
             step += 1
             server_calls = b.take_server_calls()
             if not server_calls:

@@ -12,16 +12,27 @@ which are plain text.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import time
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from responsa.protocol.errors import invalid, not_found
+from responsa.protocol.errors import ResponsaError, invalid, not_found
 from responsa.protocol.items import content_part, normalize_input
 from responsa.protocol.request import MAX_INT, check_metadata, whole_number
 from responsa.protocol.types import Item
 from responsa.store.base import Store
+
+log = logging.getLogger("responsa.prompts")
+
+SERVER = ""
+"""The tenant that owns prompts seeded from ``prompts_dir`` (every tenant reads them, none changes them)."""
+PROMPT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_COMPARED = ("instructions", "input", "model", "metadata")
 
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
 _TEXT_PARTS = ("input_text", "output_text")
@@ -184,3 +195,36 @@ async def resolve(raw: dict[str, Any], *, tenant: str, store: Store) -> Resolved
     instructions, items = render(prompt, values)
     echo = {"id": pid, "version": prompt["version"], "variables": values or None}
     return Resolved(instructions=instructions, items=items, model=prompt.get("model"), echo=echo)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    data = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"prompt file {path} must hold an object")
+    return data
+
+
+async def seed(store: Store, directory: str) -> None:
+    """Load ``*.toml``/``*.json`` prompt files (``id`` defaults to the file
+    name). A file whose content differs from the stored latest version adds
+    a version; an unchanged one adds nothing, so restarts are idempotent. A
+    broken file stops start-up: serving without a prompt clients rely on
+    would only fail later and less clearly."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise RuntimeError(f"prompts_dir {directory!r} is not a directory")
+    for path in sorted(p for p in folder.iterdir() if p.suffix in (".toml", ".json")):
+        try:
+            data = _read(path)
+            pid = data.get("id", path.stem)
+            if not isinstance(pid, str) or not PROMPT_ID.match(pid):
+                raise invalid(f"invalid prompt id {pid!r}", "id")
+            prompt = template(data, pid)
+        except (ValueError, ResponsaError) as exc:
+            raise RuntimeError(f"prompt file {path}: {exc}") from None
+        latest = await store.get_prompt(SERVER, pid)
+        if latest is None:
+            await store.create_prompt(SERVER, prompt)
+        elif any(latest.get(k) != prompt[k] for k in _COMPARED):
+            added = await store.add_prompt_version(SERVER, prompt)
+            log.info("prompt %s: %s changed, now version %s", pid, path.name, added and added["version"])

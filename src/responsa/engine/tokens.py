@@ -21,9 +21,10 @@ from typing import Any
 
 import orjson
 
+from responsa.protocol.types import Item
+
 log = logging.getLogger("responsa.tokens")
 
-Item = dict[str, Any]
 Encode = Callable[[str], int]
 
 ITEM_OVERHEAD = 4

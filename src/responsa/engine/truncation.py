@@ -13,8 +13,7 @@ from typing import Any
 
 from responsa.engine import tokens
 from responsa.protocol.errors import invalid
-
-Item = dict[str, Any]
+from responsa.protocol.types import Item
 
 
 def _cut_points(items: list[Item]) -> list[int]:

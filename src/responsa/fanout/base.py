@@ -18,8 +18,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from responsa.protocol.response import TERMINAL
-
-Event = dict[str, Any]
+from responsa.protocol.types import Event as Event  # re-exported
 
 
 class Fanout(Protocol):

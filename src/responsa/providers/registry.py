@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from responsa.config import ProviderConfig, Settings
+from responsa.protocol.errors import NotFound
 from responsa.providers.base import Provider, ProviderError
 
 Factory = Callable[[ProviderConfig], Provider]
@@ -69,8 +70,10 @@ class AppliesDefaults(Protocol):
     def applied_defaults(self, model: str) -> dict[str, Any]: ...
 
 
-class UnknownModel(LookupError):
-    pass
+class UnknownModel(NotFound):
+    """No provider serves this model name (a 404 ``model_not_found``)."""
+
+    default_code = "model_not_found"
 
 
 @dataclass(frozen=True, slots=True)

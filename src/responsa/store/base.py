@@ -14,8 +14,7 @@ if TYPE_CHECKING:
     from responsa.store.listing import ResponseFilter
 
 from responsa.protocol.errors import APIError
-
-Item = dict[str, Any]
+from responsa.protocol.types import Item as Item  # re-exported
 
 
 class IdempotencyConflict(Exception):

@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
 from referencing.exceptions import Unresolvable
 
-from responsa.protocol.errors import invalid
+from responsa.protocol.errors import UpstreamError, invalid
 from responsa.providers.base import ModelRequest
 from responsa.tools.base import ItemKind, ToolType
 
@@ -68,11 +68,17 @@ def _strict_error(tool: dict[str, Any], arguments: str) -> str | None:
             f"{error.message} at {where}.")
 
 
-def check_calls(request: ModelRequest, calls: list[dict[str, Any]], *, forced: bool) -> str | None:
-    """Why the tool calls one model step made (``function_call`` items and
-    the items of calls routed to toolsets) break the request's contract, or
-    ``None``. ``forced``: whether ``tool_choice`` applied to this step (only
-    the first step of a response)."""
+def check_calls(request: ModelRequest, calls: list[dict[str, Any]], *, forced: bool) -> None:
+    """Fail the response (``invalid_tool_call``) when the tool calls one
+    model step made (``function_call`` items and the items of calls routed
+    to toolsets) break the request's contract. ``forced``: whether
+    ``tool_choice`` applied to this step (only the first step of a response)."""
+    problem = _call_problem(request, calls, forced=forced)
+    if problem is not None:
+        raise UpstreamError(problem, code="invalid_tool_call", retryable=False)
+
+
+def _call_problem(request: ModelRequest, calls: list[dict[str, Any]], *, forced: bool) -> str | None:
     functions = {t["name"]: t for t in request.tools if t.get("type") == "function"}
     for call in calls:
         if call["type"] != "function_call":
