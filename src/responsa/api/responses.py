@@ -4,8 +4,6 @@ stream), cancel, delete, input items. Each route translates HTTP into an
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Collection
 from typing import Any
 
@@ -20,13 +18,11 @@ from responsa.api.lists import list_body, list_params
 from responsa.api.state import AppState, json_body, state
 from responsa.engine.context import Prepared
 from responsa.engine.engine import failure
-from responsa.protocol.errors import APIError, invalid, not_found
+from responsa.protocol.errors import invalid, not_found
 from responsa.protocol.request import parse_create, whole_number
 from responsa.protocol.response import visible
 from responsa.protocol.types import Event
 from responsa.store.base import IdempotencyConflict
-
-IDEMPOTENCY_WAIT_S = 30.0
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -37,32 +33,6 @@ async def _prepend(first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Ev
     yield first
     async for ev in rest:
         yield ev
-
-
-def _content(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
-
-
-async def _wait_for(request: Request, tenant: str, response_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The result of an earlier request with the same idempotency key, which
-    must have been the same request: a key reused for a different one is a
-    client bug that silently returning the old response would hide. How it
-    is delivered (``stream``) may differ: the key names the response."""
-    st = state(request)
-    if _content(await st.store.get_request(tenant, response_id) or {}) != _content(body):
-        raise APIError("This Idempotency-Key was already used for a different request; use a new key.",
-                       status=409, code="idempotency_key_reused")
-    deadline = time.monotonic() + IDEMPOTENCY_WAIT_S
-    while True:
-        found = await st.store.get_response(tenant, response_id)
-        if found is None:
-            raise not_found(f"Response with id '{response_id}' not found.")
-        if found["status"] not in ("queued", "in_progress") or found.get("background"):
-            return found
-        if time.monotonic() > deadline:
-            raise APIError("A request with this Idempotency-Key is still in progress.", status=409,
-                           code="idempotency_in_progress")
-        await asyncio.sleep(0.05)
 
 
 def _stream(events: AsyncIterator[Event], include: Collection[str]) -> StreamingResponse:
@@ -96,7 +66,7 @@ async def _create_background(request: Request, st: AppState, tenant: str, prep: 
     try:
         queued = await st.engine.submit(prep, tenant, idempotency_key=idem)
     except IdempotencyConflict as dup:
-        queued = await _wait_for(request, tenant, dup.response_id, prep.request_json)
+        queued = await st.engine.earlier(tenant, dup.response_id, prep.request_json)
     if stream:
         return _stream(st.engine.follow(tenant, queued["id"], -1), include)
     return json_response(visible(queued, include))
@@ -117,7 +87,7 @@ async def create(request: Request) -> Response:
         events = st.engine.run(prep, tenant, idempotency_key=idem)
         first = await anext(events)
     except IdempotencyConflict as dup:
-        earlier = await _wait_for(request, tenant, dup.response_id, prep.request_json)
+        earlier = await st.engine.earlier(tenant, dup.response_id, prep.request_json)
         if req.stream:
             return _stream(st.engine.events(tenant, earlier), include)
         return _show(earlier, include)

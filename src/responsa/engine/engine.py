@@ -11,7 +11,8 @@ completion into an engine call and the result back into its wire format.
 - ``run``: the turn's events, persisted as they go (``runner.execute``);
 - ``respond``: the same, folded into the final Response (non-streamed);
 - ``submit``: start a background turn; ``follow`` its events; ``cancel`` it;
-- ``replay`` / ``events``: a stored response's event stream again.
+- ``replay`` / ``events``: a stored response's event stream again;
+- ``earlier``: the response an idempotency key already names.
 
 A failed turn is a value: its terminal event's response carries the error
 (``protocol.errors.from_stored`` turns it back into the HTTP error).
@@ -19,6 +20,8 @@ A failed turn is a value: its terminal event's response carries the error
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -29,12 +32,19 @@ from responsa.engine.context import Prepared
 from responsa.engine.events import replay
 from responsa.fanout import Fanout
 from responsa.protocol import events as E
-from responsa.protocol.errors import ResponsaError, from_stored
+from responsa.protocol.errors import Conflict, ResponsaError, from_stored, not_found
 from responsa.protocol.request import CreateResponse, parse_create
 from responsa.protocol.types import Event, Item, Response
 from responsa.providers.registry import Registry
 from responsa.store.base import Store
 from responsa.tools.registry import ITEM_KINDS, TOOL_TYPES
+
+IDEMPOTENCY_WAIT_S = 30.0
+
+
+def _content(body: dict[str, Any]) -> dict[str, Any]:
+    """A request without how it is delivered."""
+    return {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
 
 
 def opening(response: Response) -> Response:
@@ -110,6 +120,27 @@ class Engine:
             if ev["type"] in E.TERMINAL:
                 final = ev["response"]
         return final
+
+    async def earlier(self, tenant: str, response_id: str, request_json: dict[str, Any]) -> Response:
+        """The result of an earlier request with the same idempotency key,
+        which must have been the same request: a key reused for a different
+        one is a client bug that silently returning the old response would
+        hide. How it is delivered (``stream``) may differ: the key names the
+        response. Waits (up to ``IDEMPOTENCY_WAIT_S``) for it to finish."""
+        if _content(await self.store.get_request(tenant, response_id) or {}) != _content(request_json):
+            raise Conflict("This Idempotency-Key was already used for a different request; use a new key.",
+                           code="idempotency_key_reused")
+        deadline = time.monotonic() + IDEMPOTENCY_WAIT_S
+        while True:
+            found = await self.store.get_response(tenant, response_id)
+            if found is None:
+                raise not_found(f"Response with id '{response_id}' not found.")
+            if found["status"] not in ("queued", "in_progress") or found.get("background"):
+                return found
+            if time.monotonic() > deadline:
+                raise Conflict("A request with this Idempotency-Key is still in progress.",
+                               code="idempotency_in_progress")
+            await asyncio.sleep(0.05)
 
     # -- background ------------------------------------------------------------
 
