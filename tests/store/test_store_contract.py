@@ -14,7 +14,7 @@ import pytest
 from responsa.store import Store, open_store
 from responsa.store.base import IdempotencyConflict, UnknownCursor
 from responsa.store.base import Store as StoreProtocol
-from responsa.store.driver import DuplicateKey
+from responsa.store.driver import DuplicateKey, UnstorableText
 from responsa.store.postgres import PostgresStore
 from responsa.store.sqlite import SQLiteStore
 
@@ -107,6 +107,22 @@ async def test_delete(store: Store) -> None:
     # The id is free again, and its old items do not come back.
     await create(store, T1, rid=resp["id"], inputs=[])
     assert await store.load_context(T1, resp["id"]) == []
+
+
+async def test_text_with_nul_is_refused_alike(store: Store) -> None:
+    """PostgreSQL's text cannot hold NUL: both backends refuse it the same way
+    (SQLite stored it or looked it up and found nothing; PostgreSQL raised
+    its own encoding error), and the store stays usable."""
+    for lookup in (store.get_response(T1, "resp_\x00"), store.get_conversation(T1, "conv_\x00"),
+                   store.get_prompt(T1, "p\x00"), store.get_items(T1, ["a", "msg_\x00"])):
+        with pytest.raises(UnstorableText):
+            await lookup
+    with pytest.raises(UnstorableText):
+        await create(store, T1, rid="resp_\x00")
+    with pytest.raises(UnstorableText):
+        await create(store, T1, inputs=[message("x", item_id="msg_\x00")])
+    resp = await create(store, T1, inputs=[message("payload NUL \x00 is JSON-escaped: fine")])
+    assert await store.get_response(T1, resp["id"]) == resp
 
 
 async def test_idempotency(store: Store) -> None:

@@ -1,5 +1,6 @@
-"""The storage contract. SQLite and PostgreSQL implement it with the same
-schema; the engine and the HTTP layer only ever see this interface.
+"""The storage contract; the engine and the HTTP layer only ever see this
+interface. ``operations.SQLStore`` implements it once, with the same schema
+and SQL, over a SQLite or PostgreSQL driver (``sqlite.py``, ``postgres.py``).
 
 Every method takes the tenant first: tenants (API keys) never see each
 other's data because no query can be written without one.

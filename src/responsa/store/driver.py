@@ -27,6 +27,16 @@ class DuplicateKey(Exception):
     """A write broke a unique constraint (the transaction was rolled back)."""
 
 
+class UnstorableText(ValueError):
+    """A statement's text parameter holds a NUL character, which PostgreSQL's
+    ``text`` cannot hold: refused by both drivers alike (SQLite would store
+    it, or look it up and find nothing), so no id works on one backend and
+    fails on the other. The HTTP layer refuses such ids before the store."""
+
+    def __init__(self) -> None:
+        super().__init__("text with a NUL character cannot be stored or looked up")
+
+
 @dataclass(frozen=True, slots=True)
 class Dialect:
     """Where the databases differ in what an operation may do (their SQL is

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from responsa.store.driver import Dialect, DuplicateKey, Op, Row
+from responsa.store.driver import Dialect, DuplicateKey, Op, Row, UnstorableText
 from responsa.store.operations import SQLStore
 
 T = TypeVar("T")
@@ -102,8 +102,11 @@ class PostgresDriver:
             self._pool = None
 
     async def read(self, op: Op[T]) -> T:
-        async with self.pool.acquire() as conn:
-            return await op(_Conn(conn))
+        try:
+            async with self.pool.acquire() as conn:
+                return await op(_Conn(conn))
+        except asyncpg.CharacterNotInRepertoireError:
+            raise UnstorableText from None
 
     async def write(self, op: Op[T]) -> T:
         try:
@@ -111,6 +114,8 @@ class PostgresDriver:
                 return await op(_Conn(conn))
         except asyncpg.UniqueViolationError as exc:
             raise DuplicateKey(str(exc)) from exc
+        except asyncpg.CharacterNotInRepertoireError:
+            raise UnstorableText from None
 
 
 class PostgresStore(SQLStore):

@@ -30,12 +30,21 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
-from responsa.store.driver import Dialect, DuplicateKey, Op, Row
+from responsa.store.driver import Dialect, DuplicateKey, Op, Row, UnstorableText
 from responsa.store.operations import SQLStore
 
 T = TypeVar("T")
 Db = sqlite3.Connection
 DIALECT = Dialect("sqlite", skip_locked=False, migration_lock=None)  # BEGIN IMMEDIATE is the lock
+
+
+def _storable(params: Sequence[Any]) -> Sequence[Any]:
+    """``params``, unless one is text PostgreSQL could not hold (a memchr per
+    string: JSON payloads never carry a raw NUL, orjson escapes it)."""
+    for value in params:
+        if type(value) is str and "\x00" in value:
+            raise UnstorableText
+    return params
 
 
 class _Conn:
@@ -48,20 +57,20 @@ class _Conn:
         self._db = db
 
     async def execute(self, query: str, *params: Any) -> int:
-        return self._db.execute(query, params).rowcount
+        return self._db.execute(query, _storable(params)).rowcount
 
     async def executemany(self, query: str, rows: Iterable[Sequence[Any]]) -> None:
-        self._db.executemany(query, rows)
+        self._db.executemany(query, [_storable(row) for row in rows])
 
     async def fetch(self, query: str, *params: Any) -> list[Row]:
-        return self._db.execute(query, params).fetchall()
+        return self._db.execute(query, _storable(params)).fetchall()
 
     async def fetchrow(self, query: str, *params: Any) -> Row | None:
-        row: Row | None = self._db.execute(query, params).fetchone()
+        row: Row | None = self._db.execute(query, _storable(params)).fetchone()
         return row
 
     async def fetchval(self, query: str, *params: Any) -> Any:
-        row = self._db.execute(query, params).fetchone()
+        row = self._db.execute(query, _storable(params)).fetchone()
         return None if row is None else row[0]
 
 
