@@ -70,12 +70,12 @@ def test_background_requires_store(client: OpenAI) -> None:
 
 
 def test_background_returns_queued_then_completes(client: OpenAI) -> None:
-    started = time.monotonic()
     r = client.responses.create(model="test/echo", input="[[delay:20]] [[long:30]]", background=True)
-    assert time.monotonic() - started < 0.5  # did not wait for the ~0.6 s turn
     first = dump(r)
     validate_response(first)
     assert first["status"] == "queued" and first["background"] is True and first["output"] == []
+    # It did not wait for the ~0.6 s turn (said by state, not by a wall-clock bound that flakes on a busy box).
+    assert dump(client.responses.retrieve(r.id))["status"] in ("queued", "in_progress")
     done = wait_until(client, r.id, lambda x: x["status"] in FINISHED)
     assert done["status"] == "completed"
     assert len(done["output"][0]["content"][0]["text"].split()) == 30
