@@ -94,7 +94,7 @@ async def run(args: argparse.Namespace, upstream: str, responsa: str) -> None:
                 assert r.status_code == 200
                 return len([1 async for line in r.aiter_lines() if line.startswith("data: {")])
 
-        for name, call in (("direct", direct), ("through", through), ("stream", through_stream)):
+        for _name, call in (("direct", direct), ("through", through), ("stream", through_stream)):
             await measure(call, 50, 8)  # warm up connections, caches, the store
         print(f"{'mode':<24}{'conc':>5}{'direct p50':>12}{'resp p50':>10}{'added p50':>11}"
               f"{'direct p99':>12}{'resp p99':>10}{'added p99':>11}{'ratio':>7}{'per event':>11}")
@@ -115,26 +115,31 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--no-store", dest="store", action="store_false", help="send store=false")
+    parser.add_argument("--server-log", help="append the server's log (its JSON access lines) to this file")
     args = parser.parse_args()
     up_port, rs_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "responsa.toml"
         config.write_text(f'[providers.fake]\nkind = "chat-completions"\n'
                           f'base_url = "http://127.0.0.1:{up_port}/v1"\nmodels = ["fake-model"]\n')
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        # This checkout's code (src/), not whichever one the environment installed.
+        env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
         upstream = subprocess.Popen([sys.executable, str(ROOT / "tests/fakes/openai_chat.py"), "--port",
                                      str(up_port)], env=env, stderr=subprocess.DEVNULL)
+        log = open(args.server_log, "ab") if args.server_log else None  # noqa: SIM115 (closed below)
         server = subprocess.Popen([sys.executable, "-m", "responsa.cli", "serve", "--port", str(rs_port),
                                    "--config", str(config), "--database-url", f"sqlite:///{tmp}/bench.db",
-                                   "--log-level", "warning"], env=env)
+                                   "--log-level", "warning"], env=env, stderr=log)
         try:
             wait_up(f"http://127.0.0.1:{up_port}/v1/models", upstream)
-            wait_up(f"http://127.0.0.1:{rs_port}/health", server)
+            wait_up(f"http://127.0.0.1:{rs_port}/health", server)  # /health: also on checkouts before /healthz
             asyncio.run(run(args, f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{rs_port}"))
         finally:
             for proc in (server, upstream):
                 proc.terminate()
                 proc.wait(10)
+            if log is not None:
+                log.close()
 
 
 if __name__ == "__main__":

@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from responsa import __version__, redact
@@ -82,11 +83,11 @@ def _startup_report(settings: Settings, registry: Registry, config: str | None) 
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import os
 
     from responsa import serving
     from responsa.api.app import create_app
     from responsa.config import load_settings
+    from responsa.observability import logs
     from responsa.providers.registry import Registry
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "database_url": args.database_url,
@@ -104,8 +105,11 @@ def _serve(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:
         return _fail([str(exc)])
     redact.install()
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fmt = args.log_format or os.environ.get("RESPONSA_LOG_FORMAT", "auto")
+    if fmt not in ("auto", "json", "text"):
+        raise SystemExit(f"--log-format must be auto, json or text, not {fmt!r}")
+    logs.configure(settings.log_level, "json" if fmt == "json" else "text" if fmt == "text" else "auto",
+                   access=args.access_log)
     try:
         serving.check_open_mode(settings)
     except serving.OpenModeRefused as exc:
@@ -119,7 +123,7 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail(problems)
     _startup_report(settings, registry, config)
     asyncio.run(registry.aclose())  # the app builds its own; this one only checked and reported
-    serving.run(create_app(settings), settings, access_log=args.access_log)
+    serving.run(create_app(settings), settings, access_log=False)  # ours replaces uvicorn's: one line per request
     return 0
 
 
@@ -191,6 +195,76 @@ def _chat(args: argparse.Namespace) -> int:
             print(f"error: {down}", file=sys.stderr)
 
 
+def _keys(args: argparse.Namespace) -> int:
+    """Manage API keys in the database the server uses; running servers pick
+    changes up within seconds (``keys.gate.REFRESH_S``), no restart."""
+    import asyncio
+    import json
+
+    from responsa.config import load_settings
+    from responsa.keys.db import OpsDB
+    from responsa.store import open_store
+
+    overrides = {"database_url": args.database_url} if args.database_url else {}
+    settings = load_settings(args.config, **overrides)
+
+    async def run() -> int:
+        store = open_store(settings.database_url)
+        await store.open()  # applies migrations, so the keys tables exist
+        await store.close()
+        db = OpsDB(settings.database_url)
+        await db.open()
+        try:
+            return await _keys_command(args, db, json)
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+async def _keys_command(args: argparse.Namespace, db: Any, json: Any) -> int:
+    if args.keys_command == "create":
+        secret, key = await db.create_key(args.name, requests_per_minute=args.rpm, tokens_per_minute=args.tpm,
+                                          max_concurrent=args.concurrency, token_budget=args.budget)
+        if args.json:
+            print(json.dumps({"key": secret, **key.public()}))
+        else:
+            print(secret)
+            print(f"created {key.id} ({key.name}); the key is shown only this once", file=sys.stderr)
+        return 0
+    if args.keys_command == "list":
+        keys = [k.public() for k in await db.list_keys()]
+        if args.json:
+            print(json.dumps(keys))
+            return 0
+        print(f"{'id':<21}{'name':<20}{'prefix':<14}{'status':<9}{'rpm':>7}{'tpm':>9}{'conc':>6}{'budget':>12}")
+        for k in keys:
+            status = "revoked" if k["revoked_at"] else "active"
+            print(f"{k['id']:<21}{k['name'][:19]:<20}{k['prefix']:<14}{status:<9}"
+                  f"{k['requests_per_minute'] or '-':>7}{k['tokens_per_minute'] or '-':>9}"
+                  f"{k['max_concurrent'] or '-':>6}{k['token_budget'] or '-':>12}")
+        return 0
+    if args.keys_command == "revoke":
+        if not await db.revoke_key(args.key_id):
+            print(f"no active key {args.key_id[:16]}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.key_id[:16]}", file=sys.stderr)
+        return 0
+    names = {k.id: k.name for k in await db.list_keys()}
+    rows = [r for r in await db.usage(start=args.start_date, end=args.end_date)
+            if args.key_id is None or r.key_id == args.key_id]
+    out = [{"date": r.day, "key_id": r.key_id, "key_name": names.get(r.key_id or ""), "model": r.model,
+            "requests": r.requests, "input_tokens": r.input_tokens, "output_tokens": r.output_tokens} for r in rows]
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"{'date':<12}{'key':<21}{'model':<32}{'requests':>9}{'input':>11}{'output':>11}")
+    for r in out:
+        print(f"{r['date']:<12}{(r['key_id'] or '-'):<21}{r['model'][:31]:<32}{r['requests']:>9}"
+              f"{r['input_tokens']:>11}{r['output_tokens']:>11}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="responsa", description="A Responses API server for any model.")
     parser.add_argument("--version", action="version", version=f"responsa {__version__}")
@@ -202,7 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--config", help="TOML config file (providers, aliases, MCP registry)")
     serve.add_argument("--model", help="default model, e.g. local/smollm2 or openai/gpt-4o-mini")
     serve.add_argument("--log-level", help="debug, info, warning, error")
-    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
+                       help="one structured line per request (default on)")
+    serve.add_argument("--log-format", choices=["auto", "json", "text"],
+                       help="json lines, or text; auto (default): text on a terminal, else json")
     serve.add_argument("--allow-open-mode", action="store_true",
                        help="serve a non-loopback address without API keys (all key-less callers share one tenant)")
     serve.add_argument("--shutdown-timeout", type=float,
@@ -212,7 +289,27 @@ def main(argv: list[str] | None = None) -> int:
     chat.add_argument("--api-key", help="API key (default $RESPONSA_API_KEY)")
     chat.add_argument("--model", help="model, e.g. local/smollm2 (default: the server's default)")
     chat.add_argument("--instructions", help="system prompt for every turn")
+    keys = sub.add_parser("keys", help="manage API keys and read usage (in the server's database)")
+    keys.add_argument("--database-url", help="the server's database (default from config/env)")
+    keys.add_argument("--config", help="TOML config file")
+    keys.add_argument("--json", action="store_true", help="print JSON")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    create = ksub.add_parser("create", help="create a key (printed once)")
+    create.add_argument("name", help="who the key is for, e.g. a team")
+    create.add_argument("--rpm", type=int, help="requests per minute")
+    create.add_argument("--tpm", type=int, help="tokens per minute")
+    create.add_argument("--concurrency", type=int, help="requests (streams, WebSockets) at once")
+    create.add_argument("--budget", type=int, help="total tokens the key may use")
+    ksub.add_parser("list", help="list keys (never the secrets)")
+    revoke = ksub.add_parser("revoke", help="revoke a key (its id, or the key itself)")
+    revoke.add_argument("key_id", help="key_... id, or the rsk-... key")
+    usage = ksub.add_parser("usage", help="requests and tokens by key, model and day")
+    usage.add_argument("--start-date", help="YYYY-MM-DD (inclusive)")
+    usage.add_argument("--end-date", help="YYYY-MM-DD (inclusive)")
+    usage.add_argument("--key-id", help="one key only")
     args = parser.parse_args(argv)
+    if args.command == "keys":
+        return _keys(args)
     if args.command == "serve":
         return _serve(args)
     if args.command == "chat":

@@ -42,6 +42,9 @@ class Settings:
     api_keys: list[str] = field(default_factory=list)
     """If non-empty, only these bearer tokens are accepted. Either way each
     key is its own tenant: data is partitioned by a hash of the key."""
+    admin_keys: list[str] = field(default_factory=list)
+    """Keys that may read every key's usage (``GET /v1/usage``); they are
+    accepted as API keys too."""
     max_body_bytes: int = 16 * 1024 * 1024
     log_level: str = "info"
     mcp_registry: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -117,6 +120,7 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
             s.prompts_dir = str(Path(path).parent / data["prompts_dir"])
         s.aliases.update(data.get("aliases", {}))
         s.api_keys.extend(data.get("api_keys", []))
+        s.admin_keys.extend(data.get("admin_keys", []))
         for name, p in data.get("providers", {}).items():
             s.providers[name] = _provider(name, p, Path(path).parent)
         mcp = data.get("mcp", {})
@@ -135,6 +139,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         s.default_model = v
     if v := env.get("RESPONSA_API_KEYS"):
         s.api_keys.extend(k.strip() for k in v.split(",") if k.strip())
+    if v := env.get("RESPONSA_ADMIN_KEYS"):
+        s.admin_keys.extend(k.strip() for k in v.split(",") if k.strip())
     if v := env.get("RESPONSA_SECRET_KEY"):
         s.secret_key = v
     if v := env.get("RESPONSA_PROMPTS_DIR"):

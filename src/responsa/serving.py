@@ -200,6 +200,7 @@ def run(app: Any, settings: Settings, *, access_log: bool) -> None:
     check_open_mode(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                 access_log=access_log, http=protocol_class(settings),
+                log_config=None,  # keep the handlers `responsa serve` set up (observability.logs)
                 timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_timeout_s)),
                 h11_max_incomplete_event_size=settings.max_header_bytes)
 

@@ -238,6 +238,69 @@ def run_console_lists(block: Block, request: pytest.FixtureRequest) -> None:
     assert [r["id"] for r in lists[0]["data"]] == [made["id"]]
 
 
+def _with_venv(cwd: Path) -> str:
+    return f"{cwd / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"
+
+
+def run_traces(block: Block, request: pytest.FixtureRequest) -> None:
+    """The tracing command, pointed at a real OTLP/HTTP receiver started
+    here (and given a free port): a response's spans arrive there."""
+    cwd = request.getfixturevalue("workdir")
+    received: list[bytes] = []
+
+    async def collector(scope: dict[str, object], receive: Callable[..., object], send: Callable[..., object]) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()  # type: ignore[misc]
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if scope["path"] == "/v1/traces":
+            received.append(body)
+        await send({"type": "http.response.start", "status": 200,  # type: ignore[misc]
+                    "headers": [(b"content-type", b"application/x-protobuf")]})
+        await send({"type": "http.response.body", "body": b""})  # type: ignore[misc]
+
+    port = free_port()
+    with serve_in_thread(collector) as otlp:
+        code = block.code.replace("127.0.0.1:4318", otlp.removeprefix("http://")).replace(
+            "responsa serve", f"exec responsa serve --port {port} --database-url sqlite:///{cwd}/traces.db")
+        log = cwd / "traces.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(["bash", "-c", code], cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                    env=_env(PATH=_with_venv(cwd), OTEL_BSP_SCHEDULE_DELAY="100"))
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_health(url, proc, log)
+            r = httpx.post(f"{url}/v1/responses", json={"model": "test/echo", "input": "hi"}, timeout=30)
+            assert r.status_code == 200, r.text
+            deadline = time.monotonic() + 30
+            while not any(b"invoke_agent responsa" in b and b"chat echo" in b"".join(received) for b in received):
+                assert time.monotonic() < deadline, f"no spans exported:\n{log.read_text()}"
+                time.sleep(0.05)
+        finally:
+            proc.terminate()
+            proc.wait(20)
+
+
+def run_keys(block: Block, request: pytest.FixtureRequest) -> None:
+    """Keys in the database of a server of their own (so closing the door
+    with the first key does not affect the other blocks' server)."""
+    cwd = request.getfixturevalue("workdir")
+    database = f"sqlite:///{cwd}/keys.db"
+    gen = _serve(["--database-url", database], cwd, "keys")
+    url = next(gen)
+    try:
+        out = _bash(_ported(block.code, url), cwd, PATH=_with_venv(cwd), RESPONSA_DATABASE_URL=database)
+        assert "x-ratelimit-remaining-requests: 599" in out.lower(), out
+        assert "team-a" in out and "rsk-" in out  # the listing shows the prefix, never the key
+        assert httpx.get(f"{url}/v1/models").status_code == 401  # once a key existed, keys are required
+    finally:
+        gen.close()
+
+
 def run_layout(block: Block, request: pytest.FixtureRequest) -> None:
     """A directory tree, not a command."""
     assert "src/responsa/" in block.code
@@ -255,6 +318,8 @@ RUNNERS: list[tuple[str, Callable[[Block], bool], Callable[[Block, pytest.Fixtur
     ("local-models", lambda b: b.lang == "bash" and "local.toml" in b.code, run_local_models),
     ("console-lists", lambda b: b.lang == "bash" and "/v1/conversations?limit" in b.code, run_console_lists),
     ("layout", lambda b: b.lang == "text" and "src/responsa/" in b.code, run_layout),
+    ("traces", lambda b: b.lang == "bash" and "OTEL_EXPORTER_OTLP_ENDPOINT" in b.code, run_traces),
+    ("keys", lambda b: b.lang == "bash" and "responsa keys create" in b.code, run_keys),
 ]
 
 

@@ -26,7 +26,8 @@ class AppState:
     api_keys: frozenset[str] = field(default_factory=frozenset)
 
     def tenant(self, conn: HTTPConnection) -> str:
-        return tenant_of(conn, self.api_keys)
+        vetted: str | None = conn.scope.get("responsa.tenant")  # a managed or admin key (``keys.gate``)
+        return vetted if vetted is not None else tenant_of(conn, self.api_keys)
 
 
 def state(conn: HTTPConnection) -> AppState:

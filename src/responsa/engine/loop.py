@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from responsa.engine.events import EventBuilder
+from responsa.observability.instrument import observed_turn
 from responsa.protocol.errors import ResponsaError, ServerError, UpstreamError
 from responsa.protocol.response import empty_usage
 from responsa.protocol.types import Event, Item, Response
@@ -75,6 +76,7 @@ def _add_usage(usage: dict[str, Any], u: m.Usage) -> None:
     usage["output_tokens_details"]["reasoning_tokens"] += u.reasoning_tokens
 
 
+@observed_turn
 async def run(turn: Turn) -> AsyncIterator[Event]:
     b = turn.builder
     for ev in b.begin(queued=turn.queued):

@@ -23,6 +23,7 @@ import mcp_types
 import orjson
 from mcp.shared.exceptions import MCPError
 
+from responsa.observability.instrument import record_tool_call
 from responsa.protocol.errors import invalid
 from responsa.protocol.ids import new_id
 from responsa.protocol.types import Event, Item
@@ -253,6 +254,7 @@ class McpToolset:
             "server_name": item["server_label"], "tool_name": item["name"],
             "arguments": args if isinstance(args, dict) else {}, "result": shown, "is_error": error is not None,
             "duration_ms": int((time.monotonic() - started) * 1000)}
+        record_tool_call("mcp", item, args, started)
 
     def _record(self, item: Item) -> None:
         """Summarise a finished call on the Response, in call order (not the
