@@ -3,6 +3,7 @@ that cannot work with a message (exit 2, no traceback)."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -46,7 +47,9 @@ def test_start_up_report(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(20)
-    text = log.read_text()
+    # Not a terminal: one JSON object per line; the report is in their messages.
+    text = "\n".join(json.loads(line)["message"] if line.startswith("{") else line
+                     for line in log.read_text().splitlines())
     url = f"http://127.0.0.1:{port}"
     assert f'serving on {url}  (openai: base_url="{url}/v1"; dedalus_labs and responsa: base_url="{url}")' in text
     assert "default model: local/smollm2  (no upstream API key is set: the embedded model)" in text

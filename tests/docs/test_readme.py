@@ -296,7 +296,9 @@ def run_keys(block: Block, request: pytest.FixtureRequest) -> None:
         out = _bash(_ported(block.code, url), cwd, PATH=_with_venv(cwd), RESPONSA_DATABASE_URL=database)
         assert "x-ratelimit-remaining-requests: 599" in out.lower(), out
         assert "team-a" in out and "rsk-" in out  # the listing shows the prefix, never the key
-        assert httpx.get(f"{url}/v1/models").status_code == 401  # once a key existed, keys are required
+        listed = json.loads(_bash("responsa keys --json list", cwd, PATH=_with_venv(cwd),
+                                  RESPONSA_DATABASE_URL=database))
+        assert [k["name"] for k in listed] == ["team-a"] and listed[0]["revoked_at"] is not None
     finally:
         gen.close()
 
