@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from responsa.config import load_settings
 from tests.helpers import validate_response
 
 
@@ -82,3 +84,14 @@ def test_console_files_are_served_with_a_strict_policy(server: str) -> None:
         assert "http://" not in r.text and "https://" not in r.text.replace("https://example.com/mcp", "")
     for missing in ("nope.js", "..%2Fapi%2Fapp.py", "app.py"):
         assert httpx.get(f"{server}/console/{missing}").status_code == 404
+
+
+def test_console_switch_from_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "responsa.toml"
+    config.write_text("console = false\n")
+    assert load_settings(config).console is False
+    assert load_settings(None).console is True
+    monkeypatch.setenv("RESPONSA_CONSOLE", "0")
+    assert load_settings(None).console is False
+    monkeypatch.setenv("RESPONSA_CONSOLE", "1")
+    assert load_settings(None).console is True

@@ -33,6 +33,7 @@ def page(chromium: Any, console_server: str, shots: Path) -> Any:
     pg = context.new_page()
     pg.set_default_timeout(15_000)
     pg.shots = shots
+    pg.server = console_server
     pg.requests_seen = []  # every URL and header the page sends
     pg.on("request", lambda req: pg.requests_seen.append((req.url, req.headers)))
     pg.console_errors = []
@@ -137,6 +138,14 @@ def test_playground_tool_call_list_detail_chain_and_events(page: Any, console_se
     page.get_by_test_id("search").fill(second_id)
     page.get_by_test_id("apply-filters").click()
     expect(page.get_by_test_id("response-id")).to_have_text(second_id)
+
+    # The list is live: a response made elsewhere appears without a reload.
+    page.goto("/console#/responses")
+    expect(rows).to_have_count(2)
+    with httpx.Client(base_url=console_server, headers={"authorization": f"Bearer {KEY_A}"}) as a:
+        third = a.post("/v1/responses", json={"model": "test/echo", "input": "from elsewhere"}).json()["id"]
+    expect(rows).to_have_count(3)
+    assert rows.nth(0).get_attribute("data-id") == third
     assert_no_secret_leaked(page, KEY_A)
     assert not page.console_errors
 
@@ -168,6 +177,19 @@ def test_cancel_a_background_job(page: Any) -> None:
     expect(page.locator(".detail-head").get_by_test_id("status")).to_have_text("cancelled")
     # the stream ends with the terminal event carrying the cancelled response
     expect(page.get_by_test_id("events").locator("tr").last).to_contain_text("cancelled")
+
+    # A running job's detail follows its events live; its Cancel button ends it.
+    with httpx.Client(base_url=page.server, headers={"authorization": f"Bearer {KEY_A}"}) as a:
+        running = a.post("/v1/responses", json={"model": "test/echo", "input": "[[delay:100]] [[long:600]]",
+                                                "background": True}).json()
+    page.goto(f"/console#/responses/{running['id']}")
+    head = page.locator(".detail-head")
+    expect(head.get_by_test_id("status")).to_have_text(re.compile("queued|in_progress"))
+    expect(page.get_by_test_id("events")).to_contain_text("response.output_text.delta")  # arriving while it runs
+    expect(page.get_by_test_id("output").get_by_test_id("item-message")).to_contain_text("word3")
+    head.get_by_test_id("cancel").click()
+    expect(head.get_by_test_id("status")).to_have_text("cancelled")
+    expect(page.get_by_test_id("events").locator("tr").last).to_contain_text("cancelled")
     assert not page.console_errors
 
 
@@ -191,6 +213,7 @@ def test_mcp_call_rendered_and_its_credential_never_shown(page: Any, mcp_vault: 
     page.goto(f"/console#/responses/{rid}")
     expect(page.get_by_test_id("output").get_by_test_id("item-mcp_call")).to_contain_text("vault.add")
     expect(page.get_by_test_id("params")).to_contain_text("[redacted]")
+    expect(page.get_by_test_id("waterfall")).to_contain_text(re.compile(r"mcp_call add \(\d+ ms\)"))
     page.get_by_text("Response JSON").click()
     assert_no_secret_leaked(page, TOKEN, KEY_A)
     # The token went out once, inside the create request's body, and nowhere else.

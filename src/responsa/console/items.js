@@ -107,7 +107,9 @@ function eventSummary(ev) {
 
 // Spans of output items between their added and done events: on the time
 // axis when the events were watched arriving, else on the sequence axis.
-export function waterfall(evts) {
+// MCP calls also carry their measured duration (the Response's
+// mcp_tool_results), which a replayed stream cannot time.
+export function waterfall(evts, resp) {
   if (!evts.length) return h("div", { class: "muted" }, "(no events)");
   const timed = evts.length > 1 && evts[evts.length - 1].at - evts[0].at > 5;
   const t0 = evts[0].at ?? 0;
@@ -126,9 +128,15 @@ export function waterfall(evts) {
   });
   const whole = { start: 0, end };
   const rows = [["response", "response", whole]];
+  const measured = [...((resp && resp.mcp_tool_results) || [])];
   for (const [idx, s] of spans) {
     const tool = ["function_call", "mcp_call", "mcp_list_tools", "web_search_call", "file_search_call"].includes(s.item.type);
-    rows.push([`#${idx} ${s.item.type}${s.item.name ? " " + s.item.name : ""}`, tool ? "tool" : "model", { start: s.start, end: s.end ?? end }]);
+    let label = `#${idx} ${s.item.type}${s.item.name ? " " + s.item.name : ""}`;
+    if (s.item.type === "mcp_call") {
+      const i = measured.findIndex((r) => r.tool_name === s.item.name);
+      if (i >= 0 && typeof measured[i].duration_ms === "number") label += ` (${Math.round(measured.splice(i, 1)[0].duration_ms)} ms)`;
+    }
+    rows.push([label, tool ? "tool" : "model", { start: s.start, end: s.end ?? end }]);
   }
   const unit = timed ? (v) => `${Math.round(v)} ms` : (v) => `#${v}`;
   return h("div", { class: "waterfall", "data-testid": "waterfall" },

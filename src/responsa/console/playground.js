@@ -107,7 +107,7 @@ export async function playground(root, _arg, hash) {
       resp.error ? h("div", { class: "error" }, resp.error.message) : null,
       resp.usage ? h("span", { class: "muted" }, ` ${resp.usage.input_tokens} → ${resp.usage.output_tokens} tokens`) : null);
     clear(output, renderItems(resp.output));
-    if (evts) clear(eventsBox, waterfall(evts), eventTable(evts));
+    if (evts) clear(eventsBox, waterfall(evts, resp), eventTable(evts));
     offerNextTurn(resp);
   }
 

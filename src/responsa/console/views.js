@@ -100,8 +100,11 @@ export async function responses(root, _arg, hash) {
   const cursors = []; // the `after` of each page shown before this one
   let after = null;
 
+  let shown = null; // what the table shows (ids and statuses): redraw only on a change
+
   async function load() {
     const page = await api(`/v1/responses${query({ ...params, after })}`);
+    shown = page.data.map((r) => `${r.id}:${r.status}`).join();
     clear(body, page.data.length ? responseTable(page.data) : h("div", { class: "muted empty" }, "No responses yet. Try the playground."));
     clear(pager,
       h("button", { type: "button", disabled: !cursors.length, "data-testid": "prev-page", onclick: () => { after = cursors.pop() ?? null; load(); } }, "← Newer"),
@@ -116,11 +119,11 @@ export async function responses(root, _arg, hash) {
   } catch (err) {
     clear(body, errorBox(err));
   }
-  // Live list: the first page refreshes while anything on it is still running.
-  return every(2000, async () => {
-    if (after !== null) return;
-    const running = body.querySelectorAll(".badge.queued, .badge.in_progress").length;
-    if (running) await load();
+  // Live list: the first page picks up new responses and status changes.
+  return every(2500, async () => {
+    if (after !== null || document.hidden) return;
+    const page = await api(`/v1/responses${query(params)}`);
+    if (page.data.map((r) => `${r.id}:${r.status}`).join() !== shown) await load();
   });
 }
 
@@ -223,7 +226,7 @@ export async function responseDetail(root, id) {
   }
 
   function renderEvents(evts) {
-    clear(eventsBox, waterfall(evts), h("details", { open: evts.length <= 60 }, h("summary", {}, `${evts.length} events`), eventTable(evts)));
+    clear(eventsBox, waterfall(evts, resp), h("details", { open: evts.length <= 60 }, h("summary", {}, `${evts.length} events`), eventTable(evts)));
   }
 
   async function follow() {
