@@ -1,4 +1,5 @@
-"""``/healthz`` (the process answers), ``/readyz`` (it can serve: store and
+"""``/healthz`` (the process answers), ``/health`` (the same, plus the
+state of supervised background tasks and the Redis fan-out: ``degraded``), ``/readyz`` (it can serve: store and
 Redis reachable, migrations applied, providers configured) and
 ``/metrics`` (Prometheus). None of them needs an API key: a load balancer
 or a scraper calls them. ``/readyz`` names what failed but never echoes a
@@ -19,12 +20,36 @@ from responsa import __version__
 from responsa.api.responses import json_response
 from responsa.api.state import state
 from responsa.observability import metrics
+from responsa.supervise import Supervisor
 
 CHECK_TIMEOUT_S = 2.0
 
 
 async def healthz(request: Request) -> Response:
     return json_response({"status": "ok", "version": __version__})
+
+
+async def health(request: Request) -> Response:
+    """``ok``, or ``degraded`` (still 200: the process answers) when a
+    supervised background task failed recently (``responsa.supervise``) or
+    the Redis fan-out is unreachable (it then degrades to polling the store);
+    ``checks`` says which."""
+    st = getattr(request.app.state, "responsa", None)
+    if st is None:
+        return json_response({"status": "ok", "version": __version__})
+    tasks: dict[str, Any] = {}
+    healthy = True
+    for owner in (st.store, getattr(st.store, "driver", None), st.engine.background, st.engine.fanout):
+        supervisor = getattr(owner, "supervisor", None)
+        if isinstance(supervisor, Supervisor):
+            tasks.update(supervisor.status())
+            healthy = healthy and supervisor.healthy
+    checks: dict[str, Any] = {"tasks": tasks}
+    redis_state = getattr(st.engine.fanout, "state", None)
+    if isinstance(redis_state, str):
+        checks["redis"] = redis_state
+        healthy = healthy and redis_state == "ok"
+    return json_response({"status": "ok" if healthy else "degraded", "version": __version__, "checks": checks})
 
 
 async def _check(work: Awaitable[Any]) -> dict[str, Any]:
@@ -86,5 +111,5 @@ async def prometheus(request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
-routes = [Route("/healthz", healthz, methods=["GET"]), Route("/health", healthz, methods=["GET"]),
+routes = [Route("/healthz", healthz, methods=["GET"]), Route("/health", health, methods=["GET"]),
           Route("/readyz", readyz, methods=["GET"]), Route("/metrics", prometheus, methods=["GET"])]

@@ -46,6 +46,7 @@ from responsa.protocol.errors import ResponsaError, ServerError
 from responsa.protocol.events import TERMINAL
 from responsa.protocol.types import Event
 from responsa.store.base import Store
+from responsa.supervise import Supervisor
 from responsa.tools.registry import ITEM_KINDS
 
 log = logging.getLogger("responsa.background")
@@ -111,22 +112,19 @@ class BackgroundRunner:
         self._reprepare = reprepare
         self._slots = asyncio.Semaphore(concurrency)
         self._jobs: dict[str, _Job] = {}
-        self._loops: list[asyncio.Task[None]] = []
+        self.supervisor = Supervisor()
+        """Runs the lease renewal and the sweeper: restarted if they fail, visible in ``/health``."""
 
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
-        self._loops = [asyncio.create_task(self._renew_forever(), name="background-leases"),
-                       asyncio.create_task(self._sweep_forever(), name="background-sweeper")]
+        self.supervisor.spawn("background-leases", self._renew_forever)
+        self.supervisor.spawn("background-sweeper", self._sweep_forever)
 
     async def stop(self) -> None:
         """Fail what is running here (it cannot be resumed elsewhere) and
         release what is still queued so any replica runs it at once."""
-        for task in self._loops:
-            task.cancel()
-        for task in self._loops:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.supervisor.stop()
         jobs = list(self._jobs.values())
         for job in jobs:
             self._halt(job, _shutdown())
