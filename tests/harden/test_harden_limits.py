@@ -56,8 +56,10 @@ def test_twenty_thousand_tools_are_refused_fast_and_the_server_stays_responsive(
         r, took = _post(server, {"model": "test/echo", "input": "hi", "tools": _tools(20_000)})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "too_many_tools" and r.json()["error"]["param"] == "tools"
-    assert took < 5, took  # was 10-34 s (quadratic duplicate check)
-    assert max(probe.latencies) < 2, max(probe.latencies)
+    # Was 10-34 s with the quadratic duplicate check, the whole server frozen
+    # meanwhile; generous bounds: the machine running the tests is shared.
+    assert took < 8, took
+    assert max(probe.latencies) < 5, max(probe.latencies)
 
 
 def test_the_maximum_tool_count_is_served_without_stalling_others(server: str) -> None:
@@ -66,7 +68,7 @@ def test_the_maximum_tool_count_is_served_without_stalling_others(server: str) -
         r, took = _post(server, {"model": "test/echo", "input": "hi", "tools": tools, "tool_choice": "none"})
     assert r.status_code == 200 and r.json()["status"] == "completed", r.text
     assert took < 20, took
-    assert max(probe.latencies) < 1.5, max(probe.latencies)
+    assert max(probe.latencies) < 3, max(probe.latencies)
     dup = [*_tools(limits.MAX_TOOLS - 1), _tools(1)[0]]
     r, _ = _post(server, {"model": "test/echo", "input": "hi", "tools": dup})
     assert r.status_code == 400 and r.json()["error"]["param"] == f"tools[{limits.MAX_TOOLS - 1}].name", r.text
@@ -93,4 +95,4 @@ def test_huge_input_is_tokenized_off_the_loop(server: str) -> None:
     with _Probe(server) as probe:
         r, _ = _post(server, {"model": "test/echo", "input": text})
     assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded", r.text
-    assert max(probe.latencies) < 1.5, max(probe.latencies)
+    assert max(probe.latencies) < 3, max(probe.latencies)

@@ -21,7 +21,7 @@ from responsa.store import sqlite as sqlite_store
 from responsa.store.sqlite import SQLiteStore
 from tests.helpers import serve_in_thread
 
-CAP = 4 * 1024 * 1024
+CAP = 2 * 1024 * 1024
 
 
 def _response(i: int) -> dict[str, object]:
@@ -58,26 +58,30 @@ async def test_wal_stays_bounded_under_load_with_readers(tmp_path: Path, monkeyp
     try:
         began = time.monotonic()
         i = 0
-        while written < 12 * CAP and time.monotonic() - began < 60:
+        while written < 8 * CAP and time.monotonic() - began < 60:
             i += 1
             resp = _response(i)
             await store.record_response("t", resp, {"model": "test/echo", "input": "x"},
                                         [{"type": "message", "role": "user", "content": "x"}])
             written += 8200
             max_wal = max(max_wal, sqlite_store.wal_size(path))
+            await asyncio.sleep(0.002)  # a steady write rate (~20 MiB/s of WAL), not a tight loop
     finally:
         stop.set()
         for t in readers:
             t.join()
-    truncations = store.driver.truncations
+    settle = time.monotonic() + 5
+    while sqlite_store.wal_size(path) > CAP and time.monotonic() < settle:
+        await asyncio.sleep(0.05)
     final = sqlite_store.wal_size(path)
+    truncations = store.driver.truncations
     await store.close()
-    assert written >= 12 * CAP, "the load did not run long enough to mean anything"
+    assert written >= 8 * CAP, "the load did not run long enough to mean anything"
     assert truncations >= 1
-    # Bounded by the cap plus a tick of writes at this (far above realistic)
-    # rate; PASSIVE-only checkpoints let it reach hundreds of MiB here.
-    assert max_wal < 16 * CAP, f"WAL reached {max_wal / 2**20:.1f} MiB with a {CAP / 2**20:.0f} MiB cap"
-    assert final < 4 * CAP, f"WAL left at {final / 2**20:.1f} MiB"
+    # Bounded by the cap plus a tick of writes; PASSIVE-only checkpoints let
+    # it grow with everything written (tens of MiB here, GBs in production).
+    assert max_wal < 8 * CAP, f"WAL reached {max_wal / 2**20:.1f} MiB with a {CAP / 2**20:.0f} MiB cap"
+    assert final <= CAP, f"WAL left at {final / 2**20:.1f} MiB"
 
 
 async def test_failed_checkpointer_is_restarted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
