@@ -7,7 +7,7 @@ any event is emitted, so it becomes a clean 4xx instead of a failed stream.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from responsa import limits
 from responsa.config import Settings
@@ -242,8 +242,10 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
                                                          "tool_choice", "credentials"})
     temperature, max_output_tokens = req.temperature, req.max_output_tokens
     first = candidates[0]
-    if isinstance(first.provider, AppliesDefaults):  # echo what the model really uses, not the API default
-        applied = first.provider.applied_defaults(first.model)
+    # Echo what the model really uses, not the API default. (An attribute test,
+    # not ``isinstance(.., AppliesDefaults)``: a runtime protocol check costs ~25 us a request.)
+    if hasattr(first.provider, "applied_defaults"):
+        applied = cast(AppliesDefaults, first.provider).applied_defaults(first.model)
         if temperature is None and "temperature" in applied:
             temperature = params["temperature"] = applied["temperature"]
         if max_output_tokens is None and "max_output_tokens" in applied:

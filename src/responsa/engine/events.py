@@ -78,12 +78,17 @@ class _Pieces:
         self._chars = 0  # characters of tokens seen so far
 
     def feed(self, text: str, logprobs: Logprobs | None = None) -> list[tuple[str, Logprobs]]:
-        for lp in logprobs or ():
-            self._chars += len(str(lp.get("token", "")))
-            self._tokens.append((self._chars, lp))
-        self._buf += text
-        found = _PIECE.findall(self._buf)
+        if logprobs:
+            for lp in logprobs:
+                self._chars += len(str(lp.get("token", "")))
+                self._tokens.append((self._chars, lp))
+        found = _PIECE.findall(self._buf + text)
         self._buf = found.pop() if found else ""
+        if not found:
+            return []
+        if not self._tokens:  # the common case: no log probabilities to place
+            self._end += sum(map(len, found))
+            return [(p, []) for p in found]
         return [self._take(p) for p in found]
 
     def flush(self) -> list[tuple[str, Logprobs]]:
@@ -199,14 +204,26 @@ class EventBuilder:
         return ev
 
     def _drain(self) -> list[Event]:
+        """Number and hand out every event that may go now (hot: once per model event)."""
+        segments = self._segments
         out: list[Event] = []
-        while self._segments:
-            front = self._segments[0]
-            out.extend(self._send(ev) for ev in front.events)
-            front.events.clear()
+        seq = self.seq
+        while segments:
+            front = segments[0]
+            events = front.events
+            if events:
+                for ev in events:
+                    ev["sequence_number"] = seq
+                    seq += 1
+                if out:
+                    out += events
+                else:
+                    out = events
+                front.events = []
             if not front.done:
                 break
-            self._segments.popleft()
+            segments.popleft()
+        self.seq = seq
         return out
 
     def _pad(self, ev: Event, delta: str) -> Event:
@@ -460,11 +477,15 @@ class EventBuilder:
             self._text_piece(msg, piece, lps)
 
     def _text_piece(self, msg: _Segment, piece: str, logprobs: Logprobs) -> None:
-        ci = len(msg.item["content"])
-        if self._part_type == "refusal":
-            self._pad(self._at(msg, E.REFUSAL_DELTA, content_index=ci, delta=piece), piece)
-        else:
-            self._pad(self._at(msg, E.TEXT_DELTA, content_index=ci, delta=piece, logprobs=logprobs), piece)
+        # Hot (once per delta): the event is built in place rather than through ``_at``.
+        ev: Event = {"type": E.REFUSAL_DELTA if self._part_type == "refusal" else E.TEXT_DELTA,
+                     "sequence_number": -1, "item_id": msg.item["id"], "output_index": msg.index,
+                     "content_index": len(msg.item["content"]), "delta": piece}
+        if self._part_type != "refusal":
+            ev["logprobs"] = logprobs
+        if self.obfuscate:
+            self._pad(ev, piece)
+        msg.events.append(ev)
 
     def _close_part(self) -> None:
         msg = self._message
