@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from responsa import redact
 from responsa.api import (
     boundary,
+    chat,
     compact,
     console,
     conversations,
@@ -105,7 +106,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await store.close()
             await ops.aclose()
 
-    routes: list[BaseRoute] = [*health.routes, *usage.routes, *responses.routes, *compact.routes, *websocket.routes,
+    routes: list[BaseRoute] = [*health.routes, *usage.routes, *responses.routes, *chat.routes, *compact.routes, *websocket.routes,
                                *models.routes, *conversations.routes, *prompts.routes, *console.routes]
     return Starlette(
         routes=routes,

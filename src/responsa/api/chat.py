@@ -1,0 +1,101 @@
+"""``POST /v1/chat/completions``: the Chat Completions front door (with the
+Dedalus extensions). It translates the request (``protocol.chat.parse``),
+runs it on the one ``Engine`` exactly as ``POST /v1/responses`` does, and
+translates the result back (a ``chat.completion``, or ``chat.completion.chunk``
+SSE frames ending with ``data: [DONE]``). No tool loop, store or provider
+code of its own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from responsa.api import sse
+from responsa.api.errors import error_response
+from responsa.api.responses import json_response
+from responsa.api.state import json_body, state
+from responsa.engine.context import Prepared
+from responsa.engine.engine import Engine, failure
+from responsa.protocol import chat as C
+from responsa.protocol import events as E
+from responsa.protocol.errors import ResponsaError, error_body
+from responsa.protocol.request import parse_create
+from responsa.protocol.types import Event
+from responsa.protocol.types import Response as ResponseJson
+from responsa.store.base import IdempotencyConflict
+
+
+async def _prepare(engine: Engine, chat: C.ChatRequest, tenant: str) -> Prepared:
+    """The chat request as an engine turn; its 400s name the chat parameters."""
+    try:
+        req = parse_create(chat.body)
+        if chat.max_output_tokens is not None:
+            # Chat allows any positive limit (the Responses API's minimum is 16).
+            req = req.model_copy(update={"max_output_tokens": chat.max_output_tokens})
+        return await engine.prepare(req, tenant)
+    except ResponsaError as exc:
+        raise C.rename_param(exc, chat) from None
+
+
+def _show(final: ResponseJson, chat: C.ChatRequest) -> Response:
+    error = failure(final)
+    if error is not None:
+        out = error_response(error)
+        out.headers["x-response-id"] = final["id"]
+        return out
+    return json_response(C.completion(final, chat))
+
+
+async def _chunks(head: list[Event], rest: AsyncIterator[Event], chat: C.ChatRequest) -> AsyncIterator[bytes]:
+    encoder = C.ChunkEncoder(chat)
+
+    async def events() -> AsyncIterator[Event]:
+        for ev in head:
+            yield ev
+        async for ev in rest:
+            yield ev
+
+    async for ev in events():
+        if ev["type"] == E.FAILED:
+            error = failure(ev["response"])
+            if error is not None:
+                yield b"data: " + orjson.dumps(error_body(error)) + b"\n\n"
+            continue
+        for chunk in encoder.feed(ev):
+            yield C.encode_chunk(chunk)
+    yield sse.DONE
+
+
+async def create(request: Request) -> Response:
+    st = state(request)
+    tenant = st.tenant(request)
+    chat = C.parse(await json_body(request, st.settings.max_body_bytes))
+    prep = await _prepare(st.engine, chat, tenant)
+    idem = request.headers.get("idempotency-key") if prep.store else None
+    head: list[Event] = []
+    try:
+        if not chat.stream:
+            return _show(await st.engine.respond(prep, tenant, idempotency_key=idem), chat)
+        events: AsyncIterator[Event] = st.engine.run(prep, tenant, idempotency_key=idem)
+        # Hold the events until the first output (or the end): a turn that
+        # fails before it (an upstream 429, an unknown upstream model) is an
+        # HTTP error the client's retry logic understands, not a 200 stream.
+        async for ev in events:
+            head.append(ev)
+            if ev["type"] == E.ITEM_ADDED or ev["type"] in E.TERMINAL:
+                break
+    except IdempotencyConflict as dup:
+        earlier = await st.engine.earlier(tenant, dup.response_id, prep.request_json)
+        if not chat.stream:
+            return _show(earlier, chat)
+        head, events = [], st.engine.events(tenant, earlier)
+    if head and head[-1]["type"] == E.FAILED:
+        return _show(head[-1]["response"], chat)
+    return StreamingResponse(_chunks(head, events, chat), media_type="text/event-stream", headers=sse.HEADERS)
+
+
+routes = [Route("/v1/chat/completions", create, methods=["POST"])]
