@@ -83,9 +83,9 @@ def test_stream_without_usage_has_no_usage_key(http: httpx.Client) -> None:
     assert got[-1]["choices"][0]["finish_reason"] == "stop"
 
 
-WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
-                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                                                            "required": ["city"]}}}
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Weather of a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 
 
 def test_tool_call_round_trip(client: OpenAI) -> None:

@@ -137,7 +137,8 @@ def parse(raw: Any) -> ChatRequest:
     instructions = req.get("system_instruction")
     if instructions is not None:
         body["instructions"] = _expect(instructions, str, "system_instruction", "a string")
-    body["input"], out.origins = _messages(_expect(req["messages"], list, "messages", "an array"))
+    tool_names = [((t.get("function") or {}).get("name")) for t in req.get("tools") or [] if isinstance(t, dict)]
+    body["input"], out.origins = _messages(_expect(req["messages"], list, "messages", "an array"), tool_names)
     if not body["input"]:
         raise invalid("'messages' must contain at least one message.", "messages", "empty_array")
     _delivery(req, out)
@@ -251,9 +252,15 @@ def _dedalus(req: Json, body: Json) -> None:
 # -- messages ------------------------------------------------------------------
 
 
-def _messages(messages: list[Any]) -> tuple[list[Item], list[str]]:
+def _messages(messages: list[Any], tool_names: list[Any]) -> tuple[list[Item], list[str]]:
+    """Messages as input items. A ``tool`` message whose call is not in the
+    history gets that call put back before it: ``DedalusRunner``'s streaming
+    loop sends the local tools' results without the assistant message that
+    called them. The call's name is the message's ``name``, else the only
+    declared tool's, else ``"tool"`` (its arguments are unknown: ``{}``)."""
     items: list[Item] = []
     origins: list[str] = []
+    called: set[str] = set()
     for i, raw in enumerate(messages):
         param = f"messages[{i}]"
         msg = _expect(raw, dict, param, "an object")
@@ -265,6 +272,15 @@ def _messages(messages: list[Any]) -> tuple[list[Item], list[str]]:
             raise invalid(f"Invalid value for '{param}.role': {role!r}. Supported values are: "
                           + ", ".join(repr(r) for r in _ROLES) + ".", f"{param}.role")
         made = _message(msg, role, param)
+        for item in made:
+            if item["type"] == "function_call":
+                called.add(item["call_id"])
+            elif item["type"] == "function_call_output" and item["call_id"] not in called:
+                name = msg.get("name") or (tool_names[0] if len(tool_names) == 1 else None)
+                items.append({"type": "function_call", "call_id": item["call_id"],
+                              "name": name if isinstance(name, str) and name else "tool", "arguments": "{}"})
+                origins.append(param)
+                called.add(item["call_id"])
         items += made
         origins += [param] * len(made)
     return items, origins
