@@ -107,7 +107,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await ops.aclose()
 
     routes: list[BaseRoute] = [*health.routes, *usage.routes, *responses.routes, *chat.routes, *compact.routes,
-                               *websocket.routes, *models.routes, *conversations.routes, *prompts.routes, *console.routes]
+                               *websocket.routes, *models.routes, *conversations.routes, *prompts.routes,
+                               *console.routes]
     return Starlette(
         routes=routes,
         exception_handlers={APIError: errors.api_error, HTTPException: errors.http_error,
