@@ -1,6 +1,6 @@
 """How fast the console's list endpoint stays with many stored responses.
 
-    python benchmarks/console_list.py [--rows 10000] [--postgres URL]
+    python benchmarks/console_list.py [--rows 10000] [--postgres postgresql://postgres@127.0.0.1:5432/test]
 
 Seeds ``--rows`` realistic responses (a user message in, an assistant
 message out, usage, metadata; 1 in 100 on a rare model, 1 in 20 failed) for
@@ -147,17 +147,26 @@ def run(url: str, rows: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000)
-    parser.add_argument("--postgres", help="a PostgreSQL URL onto an EMPTY database/schema (default: SQLite only)")
+    parser.add_argument("--postgres", help="a PostgreSQL database to measure too, in a new schema dropped afterwards")
     args = parser.parse_args()
     targets = []
     with tempfile.TemporaryDirectory() as tmp:
         targets.append(("SQLite", f"sqlite:///{Path(tmp) / 'bench.db'}"))
+        schema = f"console_bench_{uuid.uuid4().hex[:8]}"
         if args.postgres:
-            targets.append(("PostgreSQL", args.postgres))
-        for name, url in targets:
-            print(f"{name}: {args.rows} responses for this key (+{args.rows} for another)")
-            for label, stats in run(url, args.rows).items():
-                print(f"  {label:32s} median {stats['median']:7.2f} ms   p95 {stats['p95']:7.2f} ms   (n={stats['n']})")
+            from tests.store.backends import admin, with_search_path
+
+            asyncio.run(admin(args.postgres, f'CREATE SCHEMA "{schema}"'))
+            targets.append(("PostgreSQL", with_search_path(args.postgres, schema)))
+        try:
+            for name, url in targets:
+                print(f"{name}: {args.rows} responses for this key (+{args.rows} for another)")
+                for label, stats in run(url, args.rows).items():
+                    print(f"  {label:32s} median {stats['median']:7.2f} ms   p95 {stats['p95']:7.2f} ms"
+                          f"   (n={stats['n']})")
+        finally:
+            if args.postgres:
+                asyncio.run(admin(args.postgres, f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 if __name__ == "__main__":
