@@ -221,6 +221,33 @@ def test_pieces_do_not_depend_on_chunking() -> None:
         assert [e["delta"] for e in out if e["type"] == "response.output_text.delta"] == [p for p, _ in want]
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_piece_cutting_matches_for_token_shaped_chunks(seed: int) -> None:
+    """Upstreams send tokens with leading spaces (" Paris") or trailing ones ("Paris "), long words
+    split in several tokens, runs of spaces and newlines: the incremental cut equals the one-shot cut."""
+    from responsa.engine.events import _Pieces
+
+    rng = random.Random(seed)
+    alphabet = ["a", "bb", "ccc", "x" * 30, " ", "  ", "\n", "中文", ".", "word"]
+    text = "".join(rng.choice(alphabet) for _ in range(200))
+    for shape in range(3):
+        cut = _Pieces()
+        out = []
+        i = 0
+        while i < len(text):
+            n = rng.randint(1, 12)
+            if shape == 1:  # leading-space tokens
+                j = text.find(" ", i + 1)
+                n = (j - i) if j > i else len(text) - i
+            elif shape == 2:  # trailing-space tokens
+                j = text.find(" ", i)
+                n = (j - i + 1) if j >= i else len(text) - i
+            out += cut.feed(text[i:i + n])
+            i += n
+        out += cut.flush()
+        assert out == pieces(text)
+
+
 def test_every_registered_kind_declares_its_events() -> None:
     for kind in ITEM_KINDS.values():
         assert isinstance(kind, ItemKind)

@@ -53,6 +53,8 @@ PIECE_CHARS = 24
 """Longest run of non-space characters in one delta (text without spaces,
 such as Chinese, or JSON arguments, still streams)."""
 _PIECE = re.compile(rf"\s*\S{{1,{PIECE_CHARS}}}\s*|\s+")
+_WORD = re.compile(rf"\S{{1,{PIECE_CHARS}}}\s*")
+_SPACED_WORD = re.compile(rf"(\s+)(\S{{1,{PIECE_CHARS}}}\s*)")
 
 Logprobs = list[dict[str, Any]]
 
@@ -82,7 +84,19 @@ class _Pieces:
             for lp in logprobs:
                 self._chars += len(str(lp.get("token", "")))
                 self._tokens.append((self._chars, lp))
-        found = _PIECE.findall(self._buf + text)
+        buf = self._buf
+        if buf and not self._tokens and text and not buf.isspace():
+            # Fast paths for the usual chunk shapes ("word " after "word ", " word" after " word"):
+            # the same result as cutting ``buf + text``, without re-cutting the held piece.
+            if buf[-1].isspace():
+                if _WORD.fullmatch(text):
+                    self._buf, self._end = text, self._end + len(buf)
+                    return [(buf, [])]
+            elif (m := _SPACED_WORD.fullmatch(text)) is not None:
+                piece = buf + m[1]
+                self._buf, self._end = m[2], self._end + len(piece)
+                return [(piece, [])]
+        found = _PIECE.findall(buf + text)
         self._buf = found.pop() if found else ""
         if not found:
             return []
