@@ -22,6 +22,7 @@ from responsa.api import (
     errors,
     health,
     models,
+    openapi,
     prompts,
     responses,
     usage,
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [*health.routes, *usage.routes, *responses.routes, *chat.routes, *compact.routes,
                                *websocket.routes, *models.routes, *conversations.routes, *prompts.routes,
                                *console.routes]
+    routes.extend(openapi.routes_for(routes))  # /openapi.json and /docs, generated from the routes above
     return Starlette(
         routes=routes,
         exception_handlers={APIError: errors.api_error, HTTPException: errors.http_error,

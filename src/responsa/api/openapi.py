@@ -1,0 +1,314 @@
+"""``/openapi.json`` (OpenAPI 3.1) and ``/docs``, generated at start-up from
+the app's own routes and the models requests are validated with:
+
+- the ``POST /v1/responses`` body is ``CreateResponse``'s JSON schema (the
+  pydantic model ``parse_create`` validates with; ``extra: forbid`` shows as
+  ``additionalProperties: false``), so the document cannot drift from
+  validation;
+- Response objects, items, streaming events and errors use the Open
+  Responses spec's schemas (``openresponses.json``, cut from the spec the
+  test suite validates every response with by
+  ``scripts/vendor_spec_schemas.py``);
+- every route of the app must have an entry in ``OPERATIONS``, or building
+  the document fails (a route cannot ship undocumented).
+
+``/docs`` is one self-contained HTML page (``docs.html``, no CDN, no
+external asset) that renders the document.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from responsa import __version__
+from responsa.api.responses import json_response
+from responsa.protocol.request import CreateResponse
+
+REF = "#/components/schemas/{}"
+
+
+def ref(name: str) -> dict[str, Any]:
+    return {"$ref": REF.format(name)}
+
+
+def _obj(required: list[str], **props: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": props}
+
+
+_STR, _INT, _BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+_NSTR = {"type": ["string", "null"]}
+_ANY_OBJ = {"type": "object"}
+_METADATA = {"type": ["object", "null"], "additionalProperties": {"type": "string"}}
+
+
+def _list_of(item: dict[str, Any]) -> dict[str, Any]:
+    return _obj(["object", "data"], object={"const": "list"}, data={"type": "array", "items": item},
+                first_id=_NSTR, last_id=_NSTR, has_more=_BOOL)
+
+
+# Schemas Responsa defines itself (its own resources); the Open Responses
+# ones come from openresponses.json.
+OWN_SCHEMAS: dict[str, dict[str, Any]] = {
+    "ErrorResponse": _obj(["error"], error=_obj(["message", "type"], message=_STR, type=_STR, param=_NSTR, code=_NSTR)),
+    "Deleted": _obj(["id", "object", "deleted"], id=_STR, object=_STR, deleted=_BOOL),
+    "Item": {"type": "object", "required": ["type"], "properties": {"type": _STR, "id": _STR}},
+    "ItemList": _list_of(ref("Item")),
+    "Model": _obj(["id", "object"], id=_STR, object={"const": "model"}, created=_INT, owned_by=_STR),
+    "ModelList": _obj(["object", "data"], object={"const": "list"}, data={"type": "array", "items": ref("Model")}),
+    "Conversation": _obj(["id", "object", "created_at"], id=_STR, object={"const": "conversation"},
+                         created_at=_INT, metadata=_METADATA),
+    "ConversationCreate": {**_obj([], items={"type": "array", "items": _ANY_OBJ}, metadata=_METADATA),
+                           "additionalProperties": False},
+    "ConversationUpdate": {**_obj(["metadata"], metadata=_METADATA), "additionalProperties": False},
+    "ConversationItemsCreate": {**_obj(["items"], items={"type": "array", "items": _ANY_OBJ}),
+                                "additionalProperties": False},
+    "Prompt": {"type": "object", "required": ["id"], "properties": {"id": _STR, "version": {}}},
+    "PromptList": _list_of(ref("Prompt")),
+    "PromptCreate": {"type": "object", "description": "A prompt: id, instructions/input template, variables."},
+    "InputTokens": _obj(["object", "input_tokens"], object=_STR, input_tokens=_INT),
+    "Compaction": {"type": "object", "description": "The compacted conversation: output items, usage."},
+    "CompactRequest": {"type": "object", "description": "``model`` and the ``input``/``previous_response_id`` "
+                                                        "to compact, as for POST /v1/responses."},
+    "UsageReport": _obj(["object", "data", "totals"], object={"const": "list"}, totals=_ANY_OBJ, data={
+        "type": "array", "items": _obj(
+            ["date", "model", "requests", "input_tokens", "output_tokens", "total_tokens"], object=_STR, date=_STR,
+            key_id=_NSTR, key_name=_NSTR, tenant=_STR, model=_STR, requests=_INT, input_tokens=_INT,
+            output_tokens=_INT, total_tokens=_INT)}),
+    "Health": _obj(["status"], status=_STR, version=_STR),
+    "Readiness": _obj(["status", "checks"], status={"enum": ["ready", "unavailable"]}, checks={
+        "type": "object", "additionalProperties": _obj(["ok"], ok=_BOOL, latency_ms={"type": "number"},
+                                                       error=_STR)}),
+}
+
+
+def _q(name: str, schema: dict[str, Any], description: str = "", *, where: str = "query",
+       required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required or where == "path", "schema": schema,
+            "description": description}
+
+
+def _path_params(path: str) -> list[dict[str, Any]]:
+    out = []
+    for part in path.split("/"):
+        if part.startswith("{") and part.endswith("}"):
+            name = part[1:-1].split(":")[0]
+            out.append(_q(name, _STR, where="path"))
+    return out
+
+
+_PAGING = [_q("after", _STR, "cursor: an item id"), _q("before", _STR, "cursor: an item id"),
+           _q("limit", {"type": "integer", "minimum": 1, "maximum": 100}), _q("order", {"enum": ["asc", "desc"]})]
+_INCLUDE = [_q("include", {"type": "array", "items": _STR}), _q("include[]", {"type": "array", "items": _STR})]
+_SSE = {"text/event-stream": {"schema": {"type": "string", "description": "Server-sent events: each `data:` is "
+                                         "one of the streaming event schemas; the stream ends with `[DONE]`."}}}
+
+
+_CHAT_REQUEST = {"type": "object", "required": ["model", "messages"], "description": "OpenAI's Chat "
+                 "Completions request: model, messages, tools, stream, ...",
+                 "properties": {"model": {}, "messages": {"type": "array"}, "stream": {"type": "boolean"}}}
+_CHAT_COMPLETION = {"type": "object", "required": ["id", "object", "choices"], "properties": {
+    "id": _STR, "object": {"const": "chat.completion"}, "created": _INT, "model": _STR,
+    "choices": {"type": "array"}, "usage": {"type": ["object", "null"]}}}
+_HTML = {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}
+
+
+@dataclass(frozen=True)
+class Op:
+    summary: str
+    ok: dict[str, Any] | None = None
+    """Schema of the 200 JSON body (``None``: no JSON body)."""
+    body: dict[str, Any] | None = None
+    params: list[dict[str, Any]] = field(default_factory=list)
+    stream: bool = False
+    auth: bool = True
+    ok_status: int = 200
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+OPERATIONS: dict[tuple[str, str], Op] = {
+    ("GET", "/healthz"): Op("The process is alive", ref("Health"), auth=False),
+    ("GET", "/health"): Op("Alias of /healthz", ref("Health"), auth=False),
+    ("GET", "/readyz"): Op("Ready to serve: store, migrations, Redis, providers (503 names what failed)",
+                           ref("Readiness"), auth=False, extra={"503": {"description": "Not ready", "content": {
+                               "application/json": {"schema": ref("Readiness")}}}}),
+    ("GET", "/metrics"): Op("Prometheus metrics (text exposition format)", None, auth=False,
+                            extra={"200": {"description": "Metrics", "content": {"text/plain": {
+                                "schema": {"type": "string"}}}}}),
+    ("GET", "/openapi.json"): Op("This document", _ANY_OBJ, auth=False),
+    ("GET", "/docs"): Op("The API documentation page (self-contained HTML)", None, auth=False,
+                         extra={"200": {"description": "HTML", "content": {"text/html": {
+                             "schema": {"type": "string"}}}}}),
+    ("GET", "/v1/usage"): Op("Requests and tokens by API key, model and day", ref("UsageReport"), params=[
+        _q("start_date", {"type": "string", "format": "date"}), _q("end_date", {"type": "string", "format": "date"}),
+        _q("key_id", _STR, "admin keys only")]),
+    ("POST", "/v1/responses"): Op("Create a response (JSON, or SSE with stream: true)", ref("ResponseResource"),
+                                  body=ref("CreateResponse"), stream=True),
+    ("GET", "/v1/responses/{response_id}"): Op(
+        "Retrieve a response, or replay it as a stream", ref("ResponseResource"), stream=True,
+        params=[_q("stream", {"enum": ["true", "false", "1", "0"]}), _q("starting_after", _INT), *_INCLUDE]),
+    ("DELETE", "/v1/responses/{response_id}"): Op("Delete a response", ref("Deleted")),
+    ("POST", "/v1/responses/{response_id}/cancel"): Op("Cancel a background response", ref("ResponseResource")),
+    ("GET", "/v1/responses/{response_id}/input_items"): Op("List a response's input items", ref("ItemList"),
+                                                           params=[*_PAGING, *_INCLUDE]),
+    ("POST", "/v1/chat/completions"): Op(
+        "Chat Completions front door (JSON, or chunk SSE with stream: true), run by the same engine",
+        _CHAT_COMPLETION, body=_CHAT_REQUEST, stream=True),
+    ("POST", "/v1/responses/compact"): Op("Compact a conversation into a compaction item", ref("Compaction"),
+                                          body=ref("CompactRequest")),
+    ("POST", "/v1/responses/input_tokens"): Op("Count the input tokens of a request", ref("InputTokens"),
+                                               body=ref("CompactRequest")),
+    ("GET", "/v1/models"): Op("List models (provider/model)", ref("ModelList")),
+    ("GET", "/v1/models/{model}"): Op("Retrieve a model", ref("Model")),
+    ("GET", "/v1/responses"): Op("List stored responses, newest first (the console reads it)",
+                                 _list_of(ref("ResponseResource")), params=[
+        *_PAGING, _q("model", _STR), _q("status", {"type": "array", "items": _STR}), _q("background", _STR),
+        _q("conversation_id", _STR), _q("previous_response_id", _STR), _q("id_prefix", _STR)]),
+    ("GET", "/v1/conversations"): Op("List conversations, newest first", _list_of(ref("Conversation")),
+                                     params=_PAGING),
+    ("GET", "/console"): Op("The web console (static page)", None, auth=False, extra=_HTML),
+    ("GET", "/console/"): Op("The web console (static page)", None, auth=False, extra=_HTML),
+    ("GET", "/console/{name}"): Op("A console asset (HTML, CSS, JS, SVG)", None, auth=False, extra={
+        "200": {"description": "The asset", "content": {"text/html": {"schema": _STR}, "text/css": {"schema": _STR},
+                                                        "text/javascript": {"schema": _STR},
+                                                        "image/svg+xml": {"schema": _STR}}}}),
+    ("POST", "/v1/conversations"): Op("Create a conversation", ref("Conversation"), body=ref("ConversationCreate")),
+    ("GET", "/v1/conversations/{conversation_id}"): Op("Retrieve a conversation", ref("Conversation")),
+    ("POST", "/v1/conversations/{conversation_id}"): Op("Update a conversation's metadata", ref("Conversation"),
+                                                        body=ref("ConversationUpdate")),
+    ("DELETE", "/v1/conversations/{conversation_id}"): Op("Delete a conversation", ref("Deleted")),
+    ("GET", "/v1/conversations/{conversation_id}/items"): Op("List a conversation's items", ref("ItemList"),
+                                                             params=[*_PAGING, *_INCLUDE]),
+    ("POST", "/v1/conversations/{conversation_id}/items"): Op("Add items to a conversation", ref("ItemList"),
+                                                              body=ref("ConversationItemsCreate"),
+                                                              params=_INCLUDE),
+    ("GET", "/v1/conversations/{conversation_id}/items/{item_id}"): Op("Retrieve an item", ref("Item"),
+                                                                       params=_INCLUDE),
+    ("DELETE", "/v1/conversations/{conversation_id}/items/{item_id}"): Op("Delete an item", ref("Conversation")),
+    ("POST", "/v1/prompts"): Op("Create a prompt (version 1)", ref("Prompt"), body=ref("PromptCreate")),
+    ("GET", "/v1/prompts"): Op("List prompts", ref("PromptList"), params=_PAGING),
+    ("GET", "/v1/prompts/{prompt_id}"): Op("Retrieve a prompt (latest or ?version=)", ref("Prompt"),
+                                           params=[_q("version", {"type": "integer", "minimum": 1})]),
+    ("DELETE", "/v1/prompts/{prompt_id}"): Op("Delete a prompt", ref("Deleted")),
+    ("GET", "/v1/prompts/{prompt_id}/versions"): Op("List a prompt's versions", ref("PromptList"), params=_PAGING),
+    ("POST", "/v1/prompts/{prompt_id}/versions"): Op("Add a prompt version", ref("Prompt"),
+                                                     body=ref("PromptCreate")),
+}
+
+WEBSOCKET = {"/v1/responses": {
+    "description": "WebSocket mode: GET /v1/responses upgraded (Authorization: Bearer). Each client frame is "
+                   "{\"type\": \"response.create\", ...CreateResponse without stream/background}; server frames "
+                   "are the streaming events, one terminal event per turn, or an error frame.",
+    "clientMessage": ref("CreateResponse"), "errorMessage": ref("ErrorResponse")}}
+
+
+def _operation(method: str, path: str, op: Op) -> dict[str, Any]:
+    ok: dict[str, Any] = {}
+    if op.ok is not None:
+        ok["application/json"] = {"schema": op.ok}
+    if op.stream:
+        ok.update(_SSE)
+    responses: dict[str, Any] = {str(op.ok_status): {"description": "OK", "content": ok}} if ok else {}
+    responses.update(op.extra)
+    responses["default"] = {"description": "An error in the OpenAI shape (4xx, or 5xx for a server fault)",
+                            "content": {"application/json": {"schema": ref("ErrorResponse")}}}
+    if op.auth:
+        responses["429"] = {"description": "A per-key limit: Retry-After and x-ratelimit-* headers",
+                            "content": {"application/json": {"schema": ref("ErrorResponse")}}}
+    out: dict[str, Any] = {"summary": op.summary, "operationId": _operation_id(method, path),
+                           "parameters": [*_path_params(path), *op.params], "responses": responses}
+    if op.body is not None:
+        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": op.body}}}
+    if not op.auth:
+        out["security"] = []
+    return out
+
+
+def _operation_id(method: str, path: str) -> str:
+    words = [p.strip("{}").split(":")[0] for p in path.strip("/").split("/") if p]
+    return method.lower() + "_" + "_".join(words).replace(".", "_")
+
+
+def _doc_path(path: str) -> str:
+    """Starlette's ``{model:path}`` is OpenAPI's ``{model}``."""
+    return "/".join(p.split(":")[0] + "}" if p.startswith("{") and ":" in p else p for p in path.split("/"))
+
+
+def undocumented(routes: list[BaseRoute]) -> list[str]:
+    """Routes of the app without an ``OPERATIONS`` entry (must be none)."""
+    missing = []
+    for route in routes:
+        if isinstance(route, Route):
+            for method in sorted((route.methods or set()) - {"HEAD"}):
+                if (method, _doc_path(route.path)) not in OPERATIONS:
+                    missing.append(f"{method} {route.path}")
+        elif isinstance(route, WebSocketRoute) and route.path not in WEBSOCKET:
+            missing.append(f"WEBSOCKET {route.path}")
+    return missing
+
+
+@functools.cache
+def _spec_schemas() -> dict[str, Any]:
+    raw = resources.files("responsa.api").joinpath("openresponses.json").read_text()
+    schemas: dict[str, Any] = json.loads(raw)["schemas"]
+    return schemas
+
+
+def build(routes: list[BaseRoute]) -> dict[str, Any]:
+    missing = undocumented(routes)
+    if missing:
+        raise RuntimeError(f"routes without an OpenAPI description: {missing}")
+    request_schema = CreateResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = request_schema.pop("$defs", {})
+    spec = _spec_schemas()
+    clash = (set(spec) & set(defs)) | ((set(spec) | set(defs)) & {"CreateResponse", *OWN_SCHEMAS})
+    if clash:
+        raise RuntimeError(f"schema names defined twice: {sorted(clash)}")
+    schemas = {**spec, **defs, "CreateResponse": request_schema, **OWN_SCHEMAS}
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        if isinstance(route, Route):
+            for method in sorted((route.methods or set()) - {"HEAD"}):
+                path = _doc_path(route.path)
+                paths.setdefault(path, {})[method.lower()] = _operation(method, path, OPERATIONS[(method, path)])
+        elif isinstance(route, WebSocketRoute):
+            paths.setdefault(route.path, {})["x-websocket"] = WEBSOCKET[route.path]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Responsa", "version": __version__,
+                 "description": "A self-hostable OpenAI Responses API server for any model."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}, {"apiKey": []}],
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}}},
+    }
+
+
+def routes_for(app_routes: list[BaseRoute]) -> list[BaseRoute]:
+    """The two routes, bound to the app's route list (built on first request)."""
+    mine: list[BaseRoute] = []
+
+    @functools.cache
+    def document() -> bytes:
+        return json.dumps(build([*app_routes, *mine])).encode()
+
+    async def openapi(request: Request) -> Response:
+        return Response(document(), media_type="application/json")
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(resources.files("responsa.api").joinpath("docs.html").read_text())
+
+    mine.extend([Route("/openapi.json", openapi, methods=["GET"]), Route("/docs", docs, methods=["GET"])])
+    return mine
+
+
+__all__ = ["OPERATIONS", "build", "json_response", "routes_for", "undocumented"]
