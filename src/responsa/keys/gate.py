@@ -192,7 +192,7 @@ class KeyGate:
         path: str = scope["path"]
         if not path.startswith("/v1/"):
             return None
-        entry = await self._lookup(key) if key is not None else None
+        entry = await self._lookup(obs.key_hash or hash_key(key)) if key is not None else None
         if entry is not None:
             if entry.revoked_at is not None:
                 raise APIError("This API key has been revoked.", status=401, type="authentication_error",
@@ -239,11 +239,10 @@ class KeyGate:
 
         return release
 
-    async def _lookup(self, key: str) -> ApiKey | None:
+    async def _lookup(self, digest: str) -> ApiKey | None:
         """The managed key, from the last reload; a key not seen then is read
         from the database (at most once per ``REFRESH_S`` per key), so a key
         created a moment ago works on its first request."""
-        digest = hash_key(key)
         entry = self._by_hash.get(digest)
         if entry is not None:
             return entry

@@ -20,6 +20,8 @@ class Observation:
     """``time.perf_counter()`` when the request arrived."""
     tenant: str = "anonymous"
     """The tenant id (already a hash of the API key, never the key)."""
+    key_hash: str | None = None
+    """SHA-256 of the API key (hex), computed once per request."""
     key_id: str | None = None
     """The managed API key (``responsa keys``) the request authenticated with."""
     model: str | None = None

@@ -123,7 +123,17 @@ class ObservedProvider:
         started = time.perf_counter()
         first = True
         text: list[str] = []
+        usage_type = m.Usage
         try:
+            if span is None:  # the common path: one identity test per event
+                async for ev in self._inner.stream(req):
+                    if first:
+                        first = False
+                        self._first.observe(time.perf_counter() - started)
+                    if type(ev) is usage_type:
+                        self._usage(obs, model, ev, None)
+                    yield ev
+                return
             async for ev in self._inner.stream(req):
                 if first:
                     first = False
@@ -131,9 +141,8 @@ class ObservedProvider:
                 if isinstance(ev, m.Usage):
                     self._usage(obs, model, ev, span)
                 elif isinstance(ev, m.Finish):
-                    if span is not None:
-                        span.set_attribute("gen_ai.response.finish_reasons", [ev.reason])
-                elif span is not None and tracing.capture_content and isinstance(ev, m.TextDelta):
+                    span.set_attribute("gen_ai.response.finish_reasons", [ev.reason])
+                elif tracing.capture_content and isinstance(ev, m.TextDelta):
                     text.append(ev.text)
                 yield ev
         except m.ProviderError as exc:
@@ -206,24 +215,37 @@ def observed_turn(run: Callable[P, AsyncIterator[dict[str, Any]]]) -> Callable[P
         span = None
         parent = None
         done = False
+        events = run(*args, **kwargs)
         try:
-            async for ev in run(*args, **kwargs):
+            async for ev in events:
+                # The first event (response.created) names the response: the
+                # span starts there; later events cost one set lookup each.
                 response = ev.get("response")
-                if response is not None and obs is not None and obs.response_id is None:
-                    obs.response_id = response.get("id")
-                if span is None and response is not None and tracing.enabled():
-                    span = tracing.start_span("invoke_agent responsa", obs.trace_context if obs else None, {
-                        "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "responsa",
-                        "gen_ai.provider.name": "responsa", "gen_ai.request.model": response.get("model"),
-                        "gen_ai.response.id": response.get("id"),
-                        "gen_ai.conversation.id": response.get("conversation_id")})
-                    if obs is not None:
-                        parent, obs.trace_context = obs.trace_context, tracing.context_of(span)
+                if response is not None:
+                    if obs is not None and obs.response_id is None:
+                        obs.response_id = response.get("id")
+                    if tracing.enabled():
+                        span = tracing.start_span("invoke_agent responsa", obs.trace_context if obs else None, {
+                            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "responsa",
+                            "gen_ai.provider.name": "responsa", "gen_ai.request.model": response.get("model"),
+                            "gen_ai.response.id": response.get("id"),
+                            "gen_ai.conversation.id": response.get("conversation_id")})
+                        if obs is not None:
+                            parent, obs.trace_context = obs.trace_context, tracing.context_of(span)
+                if ev["type"] in _TERMINAL:
+                    done = True
+                    _finished(obs, ev["response"], span)
+                yield ev
+                break
+            async for ev in events:
                 if ev["type"] in _TERMINAL:
                     done = True
                     _finished(obs, ev["response"], span)
                 yield ev
         finally:
+            close = getattr(events, "aclose", None)
+            if close is not None:
+                await close()  # at once, as if the caller had closed the engine's own generator
             if span is not None:
                 if not done:
                     tracing.fail(span, "cancelled", "the turn stopped before its terminal event")

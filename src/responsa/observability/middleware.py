@@ -7,6 +7,7 @@ streams, and it stays a few microseconds per request (see
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -22,6 +23,10 @@ from responsa.observability.logs import ACCESS
 from responsa.protocol.errors import APIError
 
 _VALID_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_PREFIX = os.urandom(6).hex()
+_IDS = itertools.count(1)
+"""Request ids: a random per-process prefix and a counter (unique across
+replicas and restarts without a system call per request)."""
 
 Release = Callable[[], Awaitable[None]]
 
@@ -51,13 +56,6 @@ def _scan(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, bytes | None]
     return bearer or other, rid
 
 
-def tenant_of_key(key: str | None) -> str:
-    """The tenant id ``api.auth.tenant_of`` derives: a hash, never the key."""
-    if key is None:
-        return "anonymous"
-    return hashlib.sha256(key.encode("latin-1")).hexdigest()[:32]
-
-
 class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, *, routes: dict[Any, str], gate: Gate | None = None) -> None:
         self.app = app
@@ -76,8 +74,10 @@ class ObservabilityMiddleware:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         key, asked = _scan(headers)
         # The caller's id when it is a sane token (a request followed through a proxy chain), else a new one.
-        rid = asked.decode() if asked is not None and _VALID_ID.match(asked) else "req_" + os.urandom(12).hex()
-        obs = context.Observation(request_id=rid, started=started, tenant=tenant_of_key(key))
+        rid = asked.decode() if asked is not None and _VALID_ID.match(asked) else f"req_{_PREFIX}{next(_IDS):012x}"
+        digest = hashlib.sha256(key.encode("latin-1")).hexdigest() if key is not None else None
+        obs = context.Observation(request_id=rid, started=started,
+                                  tenant=digest[:32] if digest is not None else "anonymous", key_hash=digest)
         if tracing.enabled():
             obs.trace_context = tracing.extract(headers)
         token = context.bind(obs)
