@@ -195,3 +195,23 @@ def _pings(port: int) -> bool:
             return s.recv(16).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def test_open_websockets_gauge_and_request_id(server: str) -> None:
+    import orjson
+    from websockets.sync.client import connect
+
+    url = server.replace("http://", "ws://") + "/v1/responses"
+    before = httpx.get(f"{server}/metrics").text
+    with connect(url, additional_headers={"Authorization": "Bearer test-key", "x-request-id": "ws-1"}) as conn:
+        assert conn.response is not None and conn.response.headers["x-request-id"] == "ws-1"
+        wait_until(lambda: value(httpx.get(f"{server}/metrics").text, "responsa_open_websockets")
+                   == value(before, "responsa_open_websockets") + 1)
+        conn.send(orjson.dumps({"type": "response.create", "model": "test/echo", "input": "over a socket"}).decode())
+        while json.loads(conn.recv(timeout=30))["type"] != "response.completed":
+            pass
+    wait_until(lambda: value(httpx.get(f"{server}/metrics").text, "responsa_open_websockets")
+               == value(before, "responsa_open_websockets"))
+    text = httpx.get(f"{server}/metrics").text
+    assert (value(text, "responsa_http_requests_total", method="WS", route="/v1/responses", status="101")
+            - value(before, "responsa_http_requests_total", method="WS", route="/v1/responses", status="101")) == 1
