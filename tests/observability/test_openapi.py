@@ -119,6 +119,9 @@ def test_responses_validate_against_the_document(server: str, http: httpx.Client
     rec(http.post("/v1/prompts/pmpt_openapi_doc/versions", json={"instructions": "Be {{tone}}!"}))
     rec(http.get("/v1/prompts/pmpt_openapi_doc/versions"))
     rec(http.delete("/v1/prompts/pmpt_openapi_doc"))
+    rec(http.post("/v1/chat/completions", json={"model": "test/echo", "messages": [{"role": "user", "content": "hi"}]}))
+    rec(http.post("/v1/chat/completions", json={"model": "test/echo", "messages": [{"role": "user", "content": "hi"}],
+                                                "stream": True}))
     rec(http.get("/v1/usage"))
     rec(http.get("/v1/responses", params={"limit": 5}))
     rec(http.get("/v1/conversations", params={"limit": 5}))
