@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-from responsa.protocol.response import TERMINAL
+from responsa.protocol.events import TERMINAL
 from responsa.protocol.types import Event as Event  # re-exported
 
 
