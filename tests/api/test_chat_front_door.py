@@ -235,3 +235,24 @@ def test_idempotency_key_names_one_completion(http: httpx.Client) -> None:
     a = http.post("/v1/chat/completions", json=body, headers={"idempotency-key": "chat-k1"}).json()
     b = http.post("/v1/chat/completions", json=body, headers={"idempotency-key": "chat-k1"}).json()
     assert a["id"] == b["id"]
+
+
+def test_models_fit_every_sdk_model_type(client: OpenAI, server: str) -> None:
+    """OpenAI's ``Model`` and Dedalus' ``Model`` (which requires
+    ``created_at`` and ``provider``), validated strictly from the raw JSON."""
+    from dedalus_labs import Dedalus
+    from dedalus_labs.types import Model as DedalusModel
+    from openai.types import Model as OpenAIModel
+
+    data = httpx.get(f"{server}/v1/models").json()["data"]
+    assert "test/echo" in {m["id"] for m in data}
+    for m in data:
+        OpenAIModel.model_validate(m)
+        # Dedalus' provider list names hosted providers only; the rest of the type must hold as sent.
+        DedalusModel.model_validate({**m, "provider": "openai"})
+        assert m["provider"] and m["created_at"]
+    echo = next(m for m in data if m["id"] == "test/echo")
+    assert echo["capabilities"]["tools"] is True and echo["provider"] == "test"
+    listed = Dedalus(api_key="k", base_url=server, max_retries=0).models.list()
+    assert "test/echo" in {m.id for m in listed.data}
+    assert client.models.retrieve("test/echo").owned_by == "test"

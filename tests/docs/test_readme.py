@@ -186,6 +186,12 @@ def run_responsa_client(block: Block, request: pytest.FixtureRequest) -> None:
     assert _python(_ported(block.code, url), cwd).strip() == "hi"
 
 
+def run_chat_completions(block: Block, request: pytest.FixtureRequest) -> None:
+    url, cwd = request.getfixturevalue("readme_server"), request.getfixturevalue("workdir")
+    out = _python(_ported(block.code, url), cwd).splitlines()
+    assert out == ["hi", "['add'] The add tool returned: 2"], out
+
+
 def run_config_and_mcp(block: Block, request: pytest.FixtureRequest) -> None:
     """The TOML example starts a server (port and MCP URL pointed at free
     ones), and the reference client's MCP example runs against it."""
@@ -314,6 +320,7 @@ RUNNERS: list[tuple[str, Callable[[Block], bool], Callable[[Block, pytest.Fixtur
     ("chat", lambda b: b.lang == "bash" and "responsa chat" in b.code, run_chat),
     ("openai", lambda b: b.lang == "python" and "from openai import OpenAI" in b.code, run_openai),
     ("dedalus-fallback", lambda b: b.lang == "python" and "fallback list" in b.code, run_dedalus_fallback),
+    ("chat-completions", lambda b: b.lang == "python" and "DedalusRunner" in b.code, run_chat_completions),
     ("responsa-client", lambda b: b.lang == "python" and "from responsa import" in b.code, run_responsa_client),
     ("config", lambda b: b.lang == "toml" and "[providers.vllm]" in b.code, run_config_and_mcp),
     ("mcp-client", lambda b: b.lang == "python" and "acme/tools" in b.code, run_mcp_client),

@@ -1,4 +1,13 @@
-"""``/v1/models``: every configured provider's models as ``provider/model``."""
+"""``/v1/models``: every configured provider's models as ``provider/model``.
+
+One object satisfies every client's ``Model`` type: OpenAI's (``id``,
+``object``, ``created``, ``owned_by``), Dedalus' (``created_at`` as RFC
+3339, ``provider``, ``capabilities``) and Anthropic's (``type: "model"``,
+``display_name``, ``created_at``). Release dates are unknown for
+self-hosted models: ``created``/``created_at`` are the Unix epoch.
+``provider`` is the provider's configured name (``openai``, ``anthropic``
+match the Dedalus type's list; ``test``/``local`` are outside it, which that
+client, not validating responses, accepts)."""
 
 from __future__ import annotations
 
@@ -12,6 +21,7 @@ from starlette.routing import Route
 from responsa.api.responses import json_response
 from responsa.api.state import state
 from responsa.protocol.errors import not_found
+from responsa.providers.base import Capabilities
 
 log = logging.getLogger("responsa.api")
 
@@ -29,11 +39,24 @@ async def _models(request: Request) -> list[dict[str, object]]:
 
     found = await asyncio.gather(*(one(n) for n in names))
     data: list[dict[str, object]] = [
-        {"id": f"{name}/{model}", "object": "model", "created": 0, "owned_by": name}
+        _model(f"{name}/{model}", name, _capabilities(st.registry.get(name).capabilities(model)))
         for name, models in zip(names, found, strict=True) for model in models]
-    data += [{"id": alias, "object": "model", "created": 0, "owned_by": "alias"}
-             for alias in st.settings.aliases]
+    data += [_model(alias, "alias", None) for alias in st.settings.aliases]
     return data
+
+
+def _capabilities(caps: Capabilities) -> dict[str, object]:
+    return {"text": True, "streaming": True, "tools": caps.tools, "vision": caps.vision,
+            "structured_output": caps.json_schema, "thinking": caps.reasoning,
+            "input_token_limit": caps.context_window}
+
+
+def _model(model_id: str, owner: str, capabilities: dict[str, object] | None) -> dict[str, object]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": owner, "type": "model",
+            "display_name": model_id, "created_at": _EPOCH, "provider": owner, "capabilities": capabilities}
+
+
+_EPOCH = "1970-01-01T00:00:00Z"
 
 
 async def list_models(request: Request) -> Response:
