@@ -118,3 +118,14 @@ def test_dedalus_completion_fields_and_refusals(server: str, mcp_private: str) -
             bad = http.post("/v1/chat/completions", json={"model": "test/echo",
                                                           "messages": [{"role": "user", "content": "x"}], **extra})
             assert bad.status_code == 400 and bad.json()["error"]["param"] == param, bad.text
+
+
+def test_max_turns_bounds_the_server_side_loop(server: str, mcp_private: str) -> None:
+    body = {"messages": [{"role": "user", "content": '[[call:add {"a": 2, "b": 2}]]'}], "model": "test/echo",
+            "mcp_servers": [mcp_private], "credentials": creds(mcp_private)}
+    with httpx.Client(base_url=server, headers={"authorization": "Bearer test-key"}) as http:
+        cut = http.post("/v1/chat/completions", json={**body, "max_turns": 1}).json()
+        assert cut["choices"][0]["finish_reason"] == "length" and cut["choices"][0]["message"]["content"] is None
+        assert [r["result"] for r in cut["mcp_tool_results"]] == ["4"]
+        full = http.post("/v1/chat/completions", json={**body, "max_turns": 2}).json()
+        assert full["choices"][0]["message"]["content"] == "The add tool returned: 4"

@@ -75,6 +75,7 @@ async def create(request: Request) -> Response:
     tenant = st.tenant(request)
     chat = C.parse(await json_body(request, st.settings.max_body_bytes))
     prep = await _prepare(st.engine, chat, tenant)
+    prep.turn.max_turns = chat.max_turns
     idem = request.headers.get("idempotency-key") if prep.store else None
     head: list[Event] = []
     try:

@@ -45,6 +45,9 @@ class Turn:
     stopped from outside (``EventBuilder.stop``)."""
     toolsets: list[Toolset] = field(default_factory=list)
     queued: bool = False
+    max_turns: int | None = None
+    """Model calls allowed in this turn (Chat Completions' Dedalus ``max_turns``):
+    reaching it while server-run tools wait for the model ends ``incomplete`` (``max_turns``)."""
 
 
 async def _model_step(turn: Turn, req: m.ModelRequest) -> AsyncIterator[m.ModelEvent]:
@@ -152,6 +155,9 @@ async def run(turn: Turn) -> AsyncIterator[Event]:
                 break
             if any(not kind.executes for kind, _ in calls):
                 break  # a call the client answers ends the turn
+            if turn.max_turns is not None and step >= turn.max_turns:
+                status, reason = "incomplete", "max_turns"
+                break
             new_items = b.output[first_new:]
             for ts in toolsets:
                 new_items = ts.model_view(new_items)

@@ -108,6 +108,8 @@ class ChatRequest:
     max_output_tokens: int | None = None
     """Set after parsing (the Responses minimum of 16 does not apply to chat)."""
     max_tokens_param: str = "max_completion_tokens"
+    max_turns: int | None = None
+    """Dedalus ``max_turns``: model calls allowed (the engine's ``Turn.max_turns``)."""
     origins: list[str] = field(default_factory=list)
     """``origins[i]``: the chat parameter input item ``i`` was made from (``messages[3]``)."""
 
@@ -157,7 +159,7 @@ def parse(raw: Any) -> ChatRequest:
         body["reasoning"] = {"effort": req["reasoning_effort"]}
     # OpenAI stores a chat completion only when asked; so does this door.
     body["store"] = _expect(req.get("store", False), bool, "store", "a boolean")
-    _dedalus(req, body)
+    out.max_turns = _dedalus(req, body)
     return out
 
 
@@ -234,7 +236,8 @@ def _limits(req: Json, out: ChatRequest) -> None:
             break
 
 
-def _dedalus(req: Json, body: Json) -> None:
+def _dedalus(req: Json, body: Json) -> int | None:
+    """The Dedalus extensions into ``body``; returns ``max_turns``."""
     for key in ("mcp_servers", "credentials"):
         if key in req:
             body[key] = req[key]
@@ -247,6 +250,8 @@ def _dedalus(req: Json, body: Json) -> None:
         turns = _expect(req["max_turns"], int, "max_turns", "an integer")
         if turns < 1:
             raise invalid("Invalid 'max_turns': must be at least 1.", "max_turns", "integer_below_min_value")
+        return int(turns)
+    return None
 
 
 # -- messages ------------------------------------------------------------------
@@ -290,7 +295,7 @@ _MESSAGE_KEYS = {
     "system": {"role", "content", "name"},
     "developer": {"role", "content", "name"},
     "user": {"role", "content", "name"},
-    "assistant": {"role", "content", "name", "tool_calls", "refusal", "audio", "function_call",
+    "assistant": {"role", "content", "name", "tool_calls", "refusal", "audio", "function_call", "annotations",
                   "thought_signature", "reasoning_content"},
     "tool": {"role", "content", "tool_call_id", "name"},
 }
@@ -530,16 +535,16 @@ def completion(response: Response, chat: ChatRequest) -> Json:
     calls: list[Json] = []
     for item in response.get("output") or []:
         if item.get("type") == "message":
-            texts.append("".join(p.get("text", "") for p in item.get("content", []) if p.get("type") == "output_text"))
+            parts = [p.get("text", "") for p in item.get("content", []) if p.get("type") == "output_text"]
+            if parts:
+                texts.append("".join(parts))
             refusals += [p.get("refusal", "") for p in item.get("content", []) if p.get("type") == "refusal"]
             for p in item.get("content", []):
                 logprobs += [_logprob(e) for e in p.get("logprobs") or []]
         elif item.get("type") == "function_call":
             calls.append({"id": item["call_id"], "type": "function",
                           "function": {"name": item["name"], "arguments": item.get("arguments") or "{}"}})
-    text = SEPARATOR.join(t for t in texts if t)
-    message: Json = {"role": "assistant", "content": text if texts and text else (None if calls or refusals
-                                                                                     else text),
+    message: Json = {"role": "assistant", "content": SEPARATOR.join(t for t in texts if t) if texts else None,
                      "refusal": "".join(refusals) or None, "annotations": []}
     if calls:
         message["tool_calls"] = calls
