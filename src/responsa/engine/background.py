@@ -45,6 +45,7 @@ from responsa.fanout import Fanout
 from responsa.protocol.errors import ResponsaError, ServerError
 from responsa.protocol.events import TERMINAL
 from responsa.protocol.types import Event
+from responsa.jobsecrets import needs_secrets
 from responsa.store.base import Store
 from responsa.supervise import Supervisor
 from responsa.tools.registry import ITEM_KINDS
@@ -340,6 +341,14 @@ class BackgroundRunner:
         request = await self.store.get_request(tenant, rid)
         stored = await self.store.get_response(tenant, rid)
         if request is None or stored is None:
+            return
+        if needs_secrets(request):
+            # Its MCP headers/credentials were never stored: re-running it
+            # would send the server "[redacted]" or nothing (issue 15, fault 10).
+            await self._close(tenant, stored, ResponsaError(
+                "This background response was queued with MCP credentials, which are never stored; the server "
+                "that accepted it stopped before running it, so it cannot be run elsewhere. Create it again.",
+                status=500, code="secrets_unavailable"), math.inf)
             return
         try:
             prep = await self._reprepare(tenant, request)

@@ -272,6 +272,10 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
                 builder=EventBuilder(response, kinds=ITEM_KINDS, obfuscate=obfuscate),
                 toolsets=[ts for _, ts in toolsets])
     request_json = req.model_dump(exclude_unset=True, exclude={"credentials"})
+    if req.credentials not in (None, []):
+        # Marked, never kept: a queued job re-run elsewhere must know it had
+        # credentials it can no longer send (engine.background._rerun).
+        request_json["credentials"] = "[redacted]"
     if req.tools:
         request_json["tools"] = [BY_TOOL_TYPE[t["type"]].redact(t) for t in req.tools]
     return Prepared(turn=turn, request_json=request_json, store=do_store)
