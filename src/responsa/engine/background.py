@@ -42,10 +42,10 @@ from responsa.engine.events import EventBuilder
 from responsa.engine.loop import run
 from responsa.engine.runner import conversation_items
 from responsa.fanout import Fanout
+from responsa.jobsecrets import needs_secrets
 from responsa.protocol.errors import ResponsaError, ServerError
 from responsa.protocol.events import TERMINAL
 from responsa.protocol.types import Event
-from responsa.jobsecrets import needs_secrets
 from responsa.store.base import Store
 from responsa.supervise import Supervisor
 from responsa.tools.registry import ITEM_KINDS
