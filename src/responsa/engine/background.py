@@ -115,12 +115,49 @@ class BackgroundRunner:
         self._jobs: dict[str, _Job] = {}
         self.supervisor = Supervisor()
         """Runs the lease renewal and the sweeper: restarted if they fail, visible in ``/health``."""
+        self._foreground: set[str] = set()
+        """Stored foreground responses running here: leased like jobs (``lease``)."""
+        self._unfinished: dict[str, tuple[str, dict[str, Any], list[Any] | None]] = {}
+        """Foreground responses whose final write failed (database outage): retried until it lands."""
 
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
         self.supervisor.spawn("background-leases", self._renew_forever)
         self.supervisor.spawn("background-sweeper", self._sweep_forever)
+        self.supervisor.spawn("foreground-finisher", self._finish_forever)
+
+    # -- foreground leases ---------------------------------------------------
+    # A stored foreground response (a stream, an idempotency key) is leased
+    # like a job while it runs here, so if this server dies (kill -9, OOM) or
+    # cannot write its ending (database outage), the sweeper of any replica,
+    # or of this one restarted, marks it failed ("worker_lost") once the
+    # lease runs out: every stored response reaches a terminal status within
+    # ``lease_s`` (plus a sweep interval) of its server's death (issue 15,
+    # fault 1). Its lease is renewed with the jobs' (one statement).
+
+    def lease(self, response_id: str) -> tuple[str, float]:
+        """The lease to store a foreground response with; held until ``release``."""
+        self._foreground.add(response_id)
+        return self.owner, time.time() + self.lease_s
+
+    def release(self, response_id: str) -> None:
+        self._foreground.discard(response_id)
+
+    def finish_later(self, tenant: str, response: dict[str, Any], appended: list[Any] | None) -> None:
+        """The final write of a foreground response failed: keep trying (its lease keeps it ours)."""
+        self._unfinished[response["id"]] = (tenant, response, appended)
+
+    async def _finish_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            for rid, (tenant, response, appended) in list(self._unfinished.items()):
+                try:
+                    await self.store.finish_response(tenant, response, appended)
+                except Exception:
+                    log.warning("response %s: its final state is not stored yet; retrying", rid)
+                    break  # the store is still down: try again next round
+                self._unfinished.pop(rid, None)
 
     async def stop(self) -> None:
         """Fail what is running here (it cannot be resumed elsewhere) and
@@ -307,7 +344,7 @@ class BackgroundRunner:
     async def _renew_forever(self) -> None:
         while True:
             await asyncio.sleep(self.lease_s / 3)
-            if self._jobs:
+            if self._jobs or self._foreground or self._unfinished:
                 try:
                     await self.store.renew_leases(self.owner, time.time() + self.lease_s)
                 except Exception:
@@ -325,7 +362,7 @@ class BackgroundRunner:
         """Take over every job whose replica stopped renewing its lease."""
         now = time.time()
         for tenant, rid, status in await self.store.expired_jobs(now, SWEEP_LIMIT):
-            if rid in self._jobs:
+            if rid in self._jobs or rid in self._foreground or rid in self._unfinished:
                 continue
             if status == "queued":
                 if await self.store.claim_job(tenant, rid, self.owner, now, now + self.lease_s):

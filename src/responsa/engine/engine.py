@@ -111,7 +111,8 @@ class Engine:
         ``error_event=False``: a failure ends with ``response.failed`` alone
         (WebSocket mode: one terminal frame per turn)."""
         prep.turn.builder.error_event = error_event
-        return runner.execute(prep, self.store, tenant, idempotency_key=idempotency_key, deferred=deferred)
+        return runner.execute(prep, self.store, tenant, idempotency_key=idempotency_key, deferred=deferred,
+                              leases=self.background)
 
     async def respond(self, prep: Prepared, tenant: str, *, idempotency_key: str | None = None) -> Response:
         """Run the turn to its end: the final Response (failed ones carry their error)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, Protocol
 
 from responsa.engine.context import Prepared
 from responsa.engine.loop import run
@@ -32,22 +32,48 @@ def conversation_items(input_items: list[Item], response: dict[str, Any]) -> lis
     return [*input_items, *response["output"]]
 
 
+class Leases(Protocol):
+    """Who keeps a stored foreground response leased while it runs
+    (``engine.background.BackgroundRunner``)."""
+
+    def lease(self, response_id: str) -> tuple[str, float]: ...
+
+    def release(self, response_id: str) -> None: ...
+
+    def finish_later(self, tenant: str, response: dict[str, Any], appended: list[Any] | None) -> None: ...
+
+
 async def execute(prep: Prepared, store: Store, tenant: str, *, idempotency_key: str | None = None,
-                  deferred: bool = False) -> AsyncGenerator[Event, None]:
+                  deferred: bool = False, leases: Leases | None = None) -> AsyncGenerator[Event, None]:
+    """With ``leases``, a row created before the first event carries a lease
+    (renewed while the turn runs), so a server that dies mid-turn leaves it
+    to the sweeper instead of ``in_progress`` forever; a final write that
+    fails (database outage) is retried by ``leases.finish_later``."""
     turn = prep.turn
+    rid = turn.response["id"]
     deferred = deferred and idempotency_key is None
     created = prep.store and not deferred
     if created:
-        await store.create_response(tenant, turn.response, prep.request_json, turn.input_items,
-                                    idempotency_key=idempotency_key)
+        lease = leases.lease(rid) if leases is not None else None
+        try:
+            await store.create_response(tenant, turn.response, prep.request_json, turn.input_items,
+                                        idempotency_key=idempotency_key, lease=lease)
+        except BaseException:
+            if leases is not None:
+                leases.release(rid)
+            raise
     finished = False
+    pending: tuple[dict[str, Any], list[Item] | None] | None = None
+    """The ending the store has not taken yet."""
     try:
         async for ev in run(turn):
             if ev["type"] in TERMINAL:
                 resp = ev["response"]
                 appended = conversation_items(turn.input_items, resp)
                 if created:
+                    pending = (resp, appended)
                     await store.finish_response(tenant, resp, appended)
+                    pending = None
                 elif prep.store:
                     await store.record_response(tenant, resp, prep.request_json, turn.input_items, appended)
                 elif appended:
@@ -56,7 +82,15 @@ async def execute(prep: Prepared, store: Store, tenant: str, *, idempotency_key:
                 finished = True
             yield ev
     finally:
-        if created and not finished:
-            code, message = CLIENT_GONE
-            turn.builder.stop(ResponsaError(message, status=499, type="invalid_request_error", code=code))
-            await asyncio.shield(store.finish_response(tenant, turn.response))
+        try:
+            if created and not finished and pending is None:
+                code, message = CLIENT_GONE
+                turn.builder.stop(ResponsaError(message, status=499, type="invalid_request_error", code=code))
+                pending = (turn.response, None)
+                await asyncio.shield(store.finish_response(tenant, turn.response))
+                pending = None
+        finally:
+            if created and leases is not None:
+                if pending is not None:
+                    leases.finish_later(tenant, *pending)
+                leases.release(rid)
