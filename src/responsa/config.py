@@ -72,6 +72,9 @@ class Settings:
     console: bool = True
     """Serve the web console at ``/console`` (``console = false`` /
     ``RESPONSA_CONSOLE=0`` to switch it off; the list endpoints stay)."""
+    web_search: dict[str, Any] = field(default_factory=dict)
+    """The ``[web_search]`` table: the search backend of the server-side
+    ``web_search`` tool (``tools/web_search/backends.py``); empty: none."""
     raw: dict[str, Any] = field(default_factory=dict)
     default_model_source: str = "built-in default"
     """Why ``default_model`` is what it is, for the start-up log (a stray
@@ -123,6 +126,7 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         s.admin_keys.extend(data.get("admin_keys", []))
         for name, p in data.get("providers", {}).items():
             s.providers[name] = _provider(name, p, Path(path).parent)
+        s.web_search = dict(data.get("web_search", {}))
         mcp = data.get("mcp", {})
         s.mcp_registry.update(mcp.get("servers", {}))
         s.mcp_allow_private.extend(mcp.get("allow_private", []))

@@ -3,6 +3,7 @@
 Scripted by the first word of the last user message text (a user turn that
 only carries tool results answers with what the tools returned), so tests
 drive behaviour through ordinary requests: ``tool`` (two tool calls),
+``call-with:NAME {json}`` (one call with exactly those arguments),
 ``weather`` (one get_weather call when tools are given), ``json`` (the
 forced json_output tool), ``think``, ``redacted``, ``long``, ``cache``,
 ``crash``, ``overloaded``, ``bad``; anything else is echoed. Every request body is recorded so
@@ -115,6 +116,9 @@ class FakeAnthropic:
             return [_start(), *_text(0, "Let me check."),
                     *_tool(1, "toolu_01", "get_weather", '{"city": ', '"Paris"}'),
                     *_tool(2, "toolu_02", "get_time"), *_end("tool_use")]
+        if word.startswith("call-with:"):
+            name, _, args = text.partition(":")[2].strip().partition(" ")
+            return [_start(), *_tool(0, "toolu_c", name, args[:5], args[5:]), *_end("tool_use")]
         if word == "weather" and body.get("tools"):
             return [_start(), *_tool(0, "toolu_w", "get_weather", '{"city": ', '"Paris"}'), *_end("tool_use")]
         if word == "json" and forced == "json_output":

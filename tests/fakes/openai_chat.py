@@ -5,7 +5,8 @@ requests; every request body is recorded so tests can assert the translation
 that produced it. Zero think time, so it doubles as the upstream in
 benchmarks: ``python tests/fakes/openai_chat.py --port 9001``.
 
-Scripts: ``call:a,b`` (parallel tool calls), ``ollama-call:a,b`` (the same
+Scripts: ``call:a,b`` (parallel tool calls), ``call-with:NAME {json}`` (one
+call with exactly those arguments), ``ollama-call:a,b`` (the same
 as Ollama sends them: every call at index 0, finish_reason=stop), ``think`` (reasoning_content),
 ``refuse``, ``length`` (finish_reason=length), ``fail`` (500), ``fail-once``
 (503 then success), ``rate-limit`` (429), ``bad-request`` (400), ``cut``
@@ -177,6 +178,10 @@ def _script(text: str, body: Json) -> _Script:
     elif text.startswith("json") and schema is not None:
         answer = orjson.dumps(example_of(schema)).decode()
         s.text = [answer[:4], answer[4:]]
+    elif text.startswith("call-with:"):
+        name, _, args = text.partition(":")[2].strip().partition(" ")
+        s.calls.append(("call_fake_0", name, [args[:7], args[7:]]))
+        s.finish = "tool_calls"
     elif names := _called(text, body):
         for i, name in enumerate(names):
             args = orjson.dumps({"city": "Paris", "n": i}).decode()

@@ -1,7 +1,8 @@
 """A fake OpenAI Responses API server speaking the real SSE wire format.
 
 Scripted by the last user message text of ``input`` and recording every
-request body, like the Chat fake. Scripts: ``call:a,b``, ``think`` (summary
+request body, like the Chat fake. Scripts: ``call:a,b``, ``call-with:NAME {json}`` (one call with exactly those
+arguments), ``think`` (summary
 in two parts, encrypted content when included), ``length``, ``filtered``,
 ``failed`` (response.failed), ``error-event``, ``fail``, ``fail-once``,
 ``bad-request``, ``cut``, ``weather...`` with tools (one get_weather
@@ -118,9 +119,9 @@ class _Stream:
             self.event("response.output_item.done", output_index=index, item=item),
         ]
 
-    def call(self, name: str, n: int) -> list[bytes]:
+    def call(self, name: str, n: int, args: str | None = None) -> list[bytes]:
         index, item_id = len(self.output), f"fc_{len(self.output)}"
-        args = orjson.dumps({"city": "Paris", "n": n}).decode()
+        args = args or orjson.dumps({"city": "Paris", "n": n}).decode()
         item = {"id": item_id, "type": "function_call", "status": "completed", "call_id": f"call_{n}",
                 "name": name, "arguments": args}
         self.output.append(item)
@@ -185,6 +186,9 @@ class _Stream:
             chunks = self.message(answer[:4], answer[4:])
         elif text.startswith("weather") and self.body.get("tools"):
             chunks = self.call("get_weather", 0)
+        elif text.startswith("call-with:"):
+            name, _, args = text.partition(":")[2].strip().partition(" ")
+            chunks = self.call(name, 0, args)
         elif text.startswith("call:"):
             chunks = [c for n, name in enumerate(text[5:].split(",")) for c in self.call(name, n)]
         elif text == "think":

@@ -9,6 +9,11 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers import serve_in_thread
+from tests.providers.conftest import (  # noqa: F401  the fake upstreams, for the tool type round trips
+    anthropic_fake_server,
+    chat_fake_server,
+    responses_fake_server,
+)
 from tests.tools.support import TOKEN, make_server, require_bearer
 
 

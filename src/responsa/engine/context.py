@@ -26,6 +26,7 @@ from responsa.providers.base import ModelRequest, ProviderError
 from responsa.providers.registry import AppliesDefaults, Registry, UnknownModel
 from responsa.store.base import Store
 from responsa.tools.base import ToolRequest, Toolset, ToolType
+from responsa.tools.choices import as_function_choice
 from responsa.tools.functions import check_schema
 from responsa.tools.registry import BY_TOOL_TYPE, INPUT_ITEMS, ITEM_KINDS, TOOL_TYPES, supported_tool_types
 
@@ -179,7 +180,8 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     heavy = limits.check_request(req.tools, req.input, req.text)  # 400 over a limit; else off-loop when heavy
     tools, echoed_tools = await limits.offload(heavy, _tools, req)
     has_server_tools = len(echoed_tools) > len(tools) or req.mcp_servers not in (None, "", [])
-    tool_choice = shape.tool_choice(req.tool_choice, {t["name"] for t in tools}, server_tools=has_server_tools)
+    choice, pseudo = as_function_choice(req.tool_choice, req.tools or [])
+    tool_choice = shape.tool_choice(choice, {t["name"] for t in tools} | set(pseudo), server_tools=has_server_tools)
     instructions, _ = instructions_text(req)
     new_items = normalize_input(req.input, "input", INPUT_ITEMS)
     conversation_id = shape.conversation_id(req)
@@ -255,7 +257,8 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     do_store = req.store is not False
     response = new_response(
         id=new_id("resp"), model=model, status="in_progress", instructions=instructions, tools=echoed_tools,
-        tool_choice=tool_choice, params=params, previous_response_id=prev_id, conversation_id=conversation_id,
+        tool_choice=req.tool_choice if choice is not req.tool_choice else tool_choice, params=params,
+        previous_response_id=prev_id, conversation_id=conversation_id,
         store=do_store, background=bool(req.background), metadata=req.metadata or {})
     model_request = ModelRequest(
         model=candidates[0].model, items=context, instructions=instructions, tools=tools,

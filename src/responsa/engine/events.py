@@ -37,7 +37,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +140,7 @@ class _Call:
     seg: _Segment
     chunks: list[str] = field(default_factory=list)
     cut: _Pieces = field(default_factory=_Pieces)
+    decode: Callable[[str], dict[str, Any]] | None = None
 
 
 def _added_view(kind: ItemKind, item: Item) -> Item:
@@ -177,6 +178,8 @@ class EventBuilder:
         """Whether a failure sends ``error`` before ``response.failed`` (SSE
         does; a WebSocket turn ends at its one terminal frame)."""
         self.routes: Mapping[str, ToolRoute] = {}
+        self.annotators: list[Callable[[str], list[dict[str, Any]]]] = []
+        """Toolsets that annotate the answer's text (``web_search``: ``url_citation``s of its results)."""
         self.single_call = False
         """``parallel_tool_calls=false``: keep only the first call of a model
         step; a provider that sends more anyway has the extras dropped before
@@ -398,8 +401,9 @@ class EventBuilder:
             call = self._calls.get(ev.index)
             if call is not None and ev.arguments:
                 call.chunks.append(ev.arguments)
-                for piece, _ in call.cut.feed(ev.arguments):
-                    self._chunk(call.kind, call.seg, piece)
+                if call.decode is None:
+                    for piece, _ in call.cut.feed(ev.arguments):
+                        self._chunk(call.kind, call.seg, piece)
         return self._drain()
 
     def close_open(self, status: str = "completed") -> list[Event]:
@@ -448,16 +452,22 @@ class EventBuilder:
         if kind.status:
             item["status"] = "in_progress"
         seg = self._begin(kind, item)
-        self._calls[ev.index] = _Call(kind, seg)
+        self._calls[ev.index] = _Call(kind, seg, decode=route.decode if route is not None else None)
         self.step_calls.append((kind, item))
 
     def _close_calls(self, status: str) -> None:
         for key in sorted(self._calls):
             call = self._calls[key]
             item, kind, seg = call.seg.item, call.kind, call.seg
-            for piece, _ in call.cut.flush():
-                self._chunk(kind, seg, piece)
-            if kind.stream:
+            if call.decode is not None:
+                item.update(call.decode("".join(call.chunks)))
+                if kind.stream:  # cut as any streamed text is, so a replay sends the same deltas
+                    for piece, _ in pieces(str(item.get(kind.stream) or "")):
+                        self._chunk(kind, seg, piece)
+            else:
+                for piece, _ in call.cut.flush():
+                    self._chunk(kind, seg, piece)
+            if kind.stream and call.decode is None:
                 item[kind.stream] = "".join(call.chunks)
             self._stream_done(kind, seg)
             if kind.executes and status == "completed":
@@ -514,11 +524,18 @@ class EventBuilder:
             part = {"type": "refusal", "refusal": text}
             self._at(msg, E.REFUSAL_DONE, content_index=ci, refusal=text)
         else:
-            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": self._logprobs}
+            annotations = sorted((a for annotate in self.annotators for a in annotate(text)),
+                                 key=lambda a: a.get("start_index", 0))
+            part = {"type": "output_text", "text": text, "annotations": annotations, "logprobs": self._logprobs}
+            self._annotations(msg, ci, annotations)
             self._at(msg, E.TEXT_DONE, content_index=ci, text=text, logprobs=self._logprobs)
         msg.item["content"].append(part)
         self._at(msg, E.PART_DONE, content_index=ci, part=part)
         self._text, self._logprobs, self._part_open = [], [], False
+
+    def _annotations(self, seg: _Segment, ci: int, annotations: list[dict[str, Any]]) -> None:
+        for i, annotation in enumerate(annotations):
+            self._at(seg, E.ANNOTATION_ADDED, content_index=ci, annotation_index=i, annotation=annotation)
 
     def _close_message(self, status: str = "completed") -> None:
         msg = self._message
@@ -621,6 +638,7 @@ class EventBuilder:
             logprobs = part.get("logprobs") or []
             for piece, lps in pieces(part.get("text", ""), logprobs):
                 self._at(seg, E.TEXT_DELTA, content_index=ci, delta=piece, logprobs=lps)
+            self._annotations(seg, ci, part.get("annotations") or [])
             self._at(seg, E.TEXT_DONE, content_index=ci, text=part.get("text", ""), logprobs=logprobs)
         self._at(seg, E.PART_DONE, content_index=ci, part=part)
 

@@ -103,6 +103,9 @@ async def run(turn: Turn) -> AsyncIterator[Event]:
                 routes[name] = route
                 owners[route.kind.type] = ts
             definitions += ts.definitions()
+            annotate = getattr(ts, "annotate", None)
+            if annotate is not None:
+                b.annotators.append(annotate)
         b.routes = routes
         if definitions:
             request = replace(request, tools=[*request.tools, *definitions])
@@ -133,7 +136,7 @@ async def run(turn: Turn) -> AsyncIterator[Event]:
                 reason = "max_output_tokens" if finish.reason == "length" else "content_filter"
                 break
             calls = b.step_calls
-            check_calls(turn.request, [item for _, item in calls], forced=step == 0)
+            check_calls(request, [item for _, item in calls], forced=step == 0)
             step += 1
             server_calls = b.take_server_calls()
             if not server_calls:

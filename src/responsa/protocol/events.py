@@ -25,6 +25,7 @@ PART_ADDED: Final = "response.content_part.added"
 PART_DONE: Final = "response.content_part.done"
 TEXT_DELTA: Final = "response.output_text.delta"
 TEXT_DONE: Final = "response.output_text.done"
+ANNOTATION_ADDED: Final = "response.output_text.annotation.added"
 REFUSAL_DELTA: Final = "response.refusal.delta"
 REFUSAL_DONE: Final = "response.refusal.done"
 

@@ -14,7 +14,7 @@ from responsa.protocol.types import Response
 
 def empty_usage() -> dict[str, Any]:
     return {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens_details": {"reasoning_tokens": 0}}
 
 
@@ -24,6 +24,8 @@ def _text(text: dict[str, Any] | None) -> dict[str, Any]:
     if not text:
         return {"format": {"type": "text"}}
     fmt = text.get("format")
+    if fmt is None:  # e.g. only a verbosity (Codex): the format is still text, and the spec requires it
+        return {**text, "format": {"type": "text"}}
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         return {**text, "format": {"description": None, "strict": False, **fmt}}
     return text
@@ -94,14 +96,20 @@ _ECHOED = ("prompt_cache_options", "prompt_cache_retention", "image", "access_pr
 
 
 _ENCRYPTED = "reasoning.encrypted_content"
+_SOURCES = "web_search_call.action.sources"
 
 
-def _without_encrypted(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k != "encrypted_content"}
-
-
-def _hidden(item: Any) -> bool:
-    return isinstance(item, dict) and item.get("type") == "reasoning" and "encrypted_content" in item
+def _strip(item: Any, include: Collection[str]) -> Any:
+    """``item`` without what the client did not ``include`` (the item itself when nothing changes)."""
+    if not isinstance(item, dict):
+        return item
+    if item.get("type") == "reasoning" and "encrypted_content" in item and _ENCRYPTED not in include:
+        return {k: v for k, v in item.items() if k != "encrypted_content"}
+    action = item.get("action")
+    if item.get("type") == "web_search_call" and isinstance(action, dict) and "sources" in action \
+            and _SOURCES not in include:
+        return {**item, "action": {k: v for k, v in action.items() if k != "sources"}}
+    return item
 
 
 def output_text(output: list[Any]) -> str:
@@ -113,22 +121,24 @@ def output_text(output: list[Any]) -> str:
 
 
 def visible(obj: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
-    """``obj`` (a Response or an event) as a client sees it. Without
-    ``reasoning.encrypted_content`` in ``include``, reasoning items lose it, as
-    on OpenAI (the store keeps it, so ``previous_response_id`` chains still
-    round-trip the upstream's reasoning state). A Response also gets
-    ``output_text``: the reference client (``dedalus_labs``) reads it as a
-    field, where ``openai`` computes it."""
-    hide = _ENCRYPTED not in include
+    """``obj`` (a Response or an event) as a client sees it given its
+    ``include``: without encrypted reasoning and web search sources unless
+    asked for, as on OpenAI (the store keeps both, so ``previous_response_id``
+    chains still round-trip the upstream's reasoning state and the model sees
+    earlier results). A Response also gets ``output_text``: the reference
+    client (``dedalus_labs``) reads it as a field, where ``openai`` computes it."""
     out = obj
     if obj.get("object") == "response" and isinstance(obj.get("output"), list):
         out = {**out, "output_text": output_text(obj["output"])}
-    if hide and _hidden(obj.get("item")):
-        out = {**out, "item": _without_encrypted(obj["item"])}
+    item = obj.get("item")
+    if (shown_item := _strip(item, include)) is not item:
+        out = {**out, "item": shown_item}
     response = obj.get("response")
     if isinstance(response, dict):
         out = {**out, "response": visible(response, include)}
     output = obj.get("output")
-    if hide and isinstance(output, list) and any(_hidden(it) for it in output):
-        out = {**out, "output": [_without_encrypted(it) if _hidden(it) else it for it in output]}
+    if isinstance(output, list):
+        stripped = [_strip(it, include) for it in output]
+        if any(x is not y for x, y in zip(stripped, output, strict=True)):
+            out = {**out, "output": stripped}
     return out

@@ -590,6 +590,9 @@ class LocalProvider:
                     native.set()
                 body = chat_body(req, native_tools=loaded.native_tools, temperature=self._temperature,
                                  max_tokens=self._max_tokens)
+                # Operator defaults from the provider's config (``stop``, ``seed``...),
+                # for clients that send no sampling settings (Codex sends none).
+                body.update({k: self._opts[k] for k in _PASSTHROUGH if k in self._opts and k not in req.extra})
                 post(_STARTED)
                 loaded.server.handle_chat_completions(body, on_chunk)
             except Exception as e:  # delivered to the consumer

@@ -18,6 +18,8 @@ end to end without a network:
   (exercises fallback lists);
   ``[[fail-after:N]]``: fail mid-stream after N deltas;
 - ``[[refuse]]``: a refusal instead of text;
+- ``[[no-call]]``: answer in text even when tools are offered (agents such
+  as Codex always offer tools);
 - ``[[disobey]]``: ignore ``tool_choice`` and ``parallel_tool_calls`` (a
   provider that does not comply, to test the engine's own checks).
 
@@ -46,7 +48,7 @@ from responsa.protocol.items import text_of
 from responsa.providers import base as m
 from responsa.providers.registry import register
 
-_DIRECTIVE = re.compile(r"\[\[([a-z-]+)(?::([^\]]*))?\]\]")
+_DIRECTIVE = re.compile(r"\[\[([a-z-]+)(?::(.*?))?\]\](?!\])", re.DOTALL)
 _CHUNK = re.compile(r"\S+\s*|\s+")
 _REPLY_EXACTLY = re.compile(r"reply with exactly:\s*(.+?)\s*$", re.IGNORECASE | re.DOTALL)
 
@@ -148,7 +150,7 @@ class TestProvider:
 
         calls = [self._scripted_call(arg) for arg in directives.get("call", [])]
         if not calls and last.get("type") == "message" and last.get("role") == "user" \
-                and "disobey" not in directives:
+                and "disobey" not in directives and "no-call" not in directives:
             tool = self._tool_to_call(req, plain)
             if tool is not None:
                 schema = tool.get("parameters") or {"type": "object"}  # the engine's default for a tool without one

@@ -122,6 +122,12 @@ class ToolRoute:
 
     kind: ItemKind
     fields: Mapping[str, Any] = field(default_factory=dict)
+    decode: Callable[[str], dict[str, Any]] | None = None
+    """For tool types whose native item is not ``arguments``-shaped (a shell
+    action, a custom tool's free-form ``input``): the model's complete
+    arguments -> the item's fields. The arguments are then gathered without
+    delta events, and the kind's ``stream`` field, if any, is sent in one
+    delta once decoded."""
 
 
 class Emitter(Protocol):

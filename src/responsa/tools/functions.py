@@ -68,6 +68,13 @@ def _strict_error(tool: dict[str, Any], arguments: str) -> str | None:
             f"{error.message} at {where}.")
 
 
+def _routed(call: dict[str, Any]) -> bool:
+    """A call a client-executed tool type made from a function the model saw
+    (``shell_call``, a namespace member...): it satisfies a forced choice of
+    that function, which the item no longer names."""
+    return call["type"] not in ("function_call", "mcp_call", "mcp_approval_request") or bool(call.get("namespace"))
+
+
 def check_calls(request: ModelRequest, calls: list[dict[str, Any]], *, forced: bool) -> None:
     """Fail the response (``invalid_tool_call``) when the tool calls one
     model step made (``function_call`` items and the items of calls routed
@@ -81,8 +88,8 @@ def check_calls(request: ModelRequest, calls: list[dict[str, Any]], *, forced: b
 def _call_problem(request: ModelRequest, calls: list[dict[str, Any]], *, forced: bool) -> str | None:
     functions = {t["name"]: t for t in request.tools if t.get("type") == "function"}
     for call in calls:
-        if call["type"] != "function_call":
-            continue
+        if call["type"] != "function_call" or call.get("namespace"):
+            continue  # routed to a toolset, which made the name (a namespace member)
         tool = functions.get(call["name"])
         if tool is None:
             return f"The model called '{call['name']}', which is not one of the request's tools."
@@ -97,7 +104,8 @@ def _call_problem(request: ModelRequest, calls: list[dict[str, Any]], *, forced:
         return "The model called a tool although 'tool_choice' is 'none'."
     if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
         names = {t["name"] for t in choice["tools"]}
-        outside = [c["name"] for c in calls if c["type"] == "function_call" and c["name"] not in names]
+        outside = [c["name"] for c in calls if c["type"] == "function_call" and c["name"] not in names
+                   and not c.get("namespace")]
         if outside:
             return f"The model called '{outside[0]}', which 'tool_choice.tools' does not allow."
         if choice.get("mode") == "required" and not calls:
@@ -105,7 +113,7 @@ def _call_problem(request: ModelRequest, calls: list[dict[str, Any]], *, forced:
     if choice == "required" and not calls:
         return "The model did not call a tool although 'tool_choice' is 'required'."
     if isinstance(choice, dict) and choice.get("type") == "function" and \
-            not any(c["type"] == "function_call" and c["name"] == choice["name"] for c in calls):
+            not any((c["type"] == "function_call" and c["name"] == choice["name"]) or _routed(c) for c in calls):
         return f"The model did not call '{choice['name']}' although 'tool_choice' requires it."
     return None
 

@@ -11,12 +11,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from responsa.tools import functions, mcp
+from responsa.tools import apply_patch, computer, custom, functions, mcp, namespace, shell, tool_search, web_search
 from responsa.tools.base import ItemKind, Normaliser, ToolType
 
 TOOL_TYPES: tuple[ToolType, ...] = (
     functions.TOOL_TYPE,
     mcp.TOOL_TYPE,
+    namespace.TOOL_TYPE,
+    web_search.TOOL_TYPE,
+    custom.TOOL_TYPE,
+    shell.SHELL_TOOL_TYPE,
+    shell.LOCAL_SHELL_TOOL_TYPE,
+    apply_patch.TOOL_TYPE,
+    computer.TOOL_TYPE,
+    tool_search.TOOL_TYPE,
 )
 
 
