@@ -309,6 +309,23 @@ def run_keys(block: Block, request: pytest.FixtureRequest) -> None:
         gen.close()
 
 
+def run_codex_config(block: Block, request: pytest.FixtureRequest) -> None:
+    """The Codex provider is the one tests/agents/test_codex.py runs the real
+    Codex CLI with (that test installs Codex from npm; too slow for here)."""
+    import tomllib
+
+    from tests.agents.codex import Codex
+
+    printed = tomllib.loads(block.code)
+    cwd = request.getfixturevalue("workdir")
+    tested = tomllib.loads((Codex(Path("codex"), cwd, "http://127.0.0.1:8080", printed["model"]).home
+                            / "config.toml").read_text())
+    assert printed["model_providers"]["responsa"] == {
+        k: v for k, v in tested["model_providers"]["responsa"].items() if k in printed["model_providers"]["responsa"]}
+    assert {k: tested[k] for k in printed if k != "model_providers"} == {
+        k: v for k, v in printed.items() if k != "model_providers"}
+
+
 def run_layout(block: Block, request: pytest.FixtureRequest) -> None:
     """A directory tree, not a command."""
     assert "src/responsa/" in block.code
@@ -326,6 +343,7 @@ RUNNERS: list[tuple[str, Callable[[Block], bool], Callable[[Block, pytest.Fixtur
     ("mcp-client", lambda b: b.lang == "python" and "acme/tools" in b.code, run_mcp_client),
     ("local-models", lambda b: b.lang == "bash" and "local.toml" in b.code, run_local_models),
     ("console-lists", lambda b: b.lang == "bash" and "/v1/conversations?limit" in b.code, run_console_lists),
+    ("codex-config", lambda b: b.lang == "toml" and "[model_providers.responsa]" in b.code, run_codex_config),
     ("layout", lambda b: b.lang == "text" and "src/responsa/" in b.code, run_layout),
     ("traces", lambda b: b.lang == "bash" and "OTEL_EXPORTER_OTLP_ENDPOINT" in b.code, run_traces),
     ("keys", lambda b: b.lang == "bash" and "responsa keys create" in b.code, run_keys),

@@ -28,6 +28,8 @@ def function_names(tools: list[Any]) -> list[str]:
         if not isinstance(tool, dict):
             continue
         ttype = tool.get("type")
+        if not isinstance(ttype, str):
+            continue
         if ttype in _FUNCTION_OF_TYPE:
             names.append(_FUNCTION_OF_TYPE[ttype])
         elif ttype == "custom" and isinstance(tool.get("name"), str):
@@ -42,6 +44,8 @@ def _one(choice: Any, names: list[str], param: str) -> Any:
     if not isinstance(choice, dict):
         return choice
     ctype = choice.get("type")
+    if not isinstance(ctype, str):
+        return choice  # rejected with a 400 by the generic tool_choice check
     if ctype in _FUNCTION_OF_TYPE:
         name = _FUNCTION_OF_TYPE[ctype]
     elif ctype == "custom":
