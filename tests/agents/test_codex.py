@@ -192,3 +192,22 @@ def test_freeform_apply_patch_is_a_custom_tool_round_trip(codex_for: MakeCodex, 
     assert any(it.get("type") == "custom_tool_call_output" and it["call_id"] == call["call_id"] for it in replayed)
     _check_exchanges(proxy)
     _nothing_stored(responsa, proxy)
+
+
+def test_codex_compaction(codex_for: MakeCodex, responsa: str) -> None:
+    """Codex compacts on its own when the context passes its limit (here a
+    tiny one): against a non-OpenAI provider it asks the model for a handoff
+    summary (a plain request, ``request_kind: compaction``) and continues in
+    a new window from it. Both go through Responsa like any turn."""
+    codex, proxy = codex_for("test/echo", config="model_auto_compact_token_limit = 2000")
+    run = codex.exec("[[no-call]] reply with exactly: first")
+    assert run.returncode == 0, run.explain()
+    again = codex.exec("[[no-call]] reply with exactly: after compaction", resume=run.thread_id)
+    assert again.returncode == 0, again.explain()
+    assert again.last_message.strip() == "after compaction"
+    kinds = [json.loads(x.headers["x-codex-turn-metadata"])["request_kind"] for x in proxy.responses]
+    assert kinds == ["turn", "compaction", "turn"], kinds
+    summary = proxy.responses[1].events[-1]["response"]["output"][0]["content"][0]["text"]
+    assert summary.startswith("You are performing a CONTEXT CHECKPOINT COMPACTION")  # the test model echoes
+    assert "CONTEXT CHECKPOINT COMPACTION" in json.dumps(proxy.responses[2].body["input"])
+    _check_exchanges(proxy)

@@ -2,7 +2,7 @@
 
 Scripted by the last user message text of ``input`` and recording every
 request body, like the Chat fake. Scripts: ``call:a,b``, ``call-with:NAME {json}`` (one call with exactly those
-arguments), ``think`` (summary
+arguments), ``draw`` with an image_generation tool (an image_generation_call), ``think`` (summary
 in two parts, encrypted content when included), ``length``, ``filtered``,
 ``failed`` (response.failed), ``error-event``, ``fail``, ``fail-once``,
 ``bad-request``, ``cut``, ``weather...`` with tools (one get_weather
@@ -135,6 +135,13 @@ class _Stream:
             self.event("response.output_item.done", output_index=index, item=item),
         ]
 
+    def hosted(self, item: Json) -> list[bytes]:
+        """An item of a tool upstream runs itself (image generation...)."""
+        index = len(self.output)
+        self.output.append(item)
+        return [self.event("response.output_item.added", output_index=index, item={**item, "status": "in_progress"}),
+                self.event("response.output_item.done", output_index=index, item=item)]
+
     def reasoning(self) -> list[bytes]:
         index, item_id = len(self.output), f"rs_{len(self.output)}"
         parts = [["Plan ", "first."], ["Then ", "answer."]]
@@ -193,6 +200,9 @@ class _Stream:
             chunks = [c for n, name in enumerate(text[5:].split(",")) for c in self.call(name, n)]
         elif text == "think":
             chunks = self.reasoning() + self.message("Thought ", "done.")
+        elif text == "draw" and any(t.get("type") == "image_generation" for t in self.body.get("tools", [])):
+            chunks = self.hosted({"id": "ig_fake", "type": "image_generation_call", "status": "completed",
+                                  "result": "aW1hZ2U="}) + self.message("Here ", "it is.")
         else:
             chunks = self.message(*[w + " " for w in f"You said: {text}".split(" ")])
         for chunk in chunks:

@@ -113,3 +113,31 @@ def test_context_management(http: httpx.Client) -> None:
 ])
 def test_invalid_values_are_400_naming_them(http: httpx.Client, body: Json, param: str) -> None:
     _error(http.post("/v1/responses", json={"input": "hi", **body}), param)
+
+
+def _ok_output(r: httpx.Response) -> list[Json]:
+    output: list[Json] = _ok(r)["output"]
+    return output
+
+
+def test_compaction_trigger_compacts_and_later_turns_expand_it(http: httpx.Client) -> None:
+    first = _ok(http.post("/v1/responses", json={"input": "remember the word zebra"}))
+    output = _ok_output(http.post("/v1/responses", json={"previous_response_id": first["id"],
+                                                         "input": [{"type": "compaction_trigger"}]}))
+    assert [it["type"] for it in output] == ["compaction"]
+    # A client that keeps only the compaction item (store: false, as Codex does) still has the whole context.
+    later = _ok(http.post("/v1/responses", json={"store": False, "input": [
+        output[0], {"role": "user", "content": "[[history]]"}]}))
+    assert "remember the word zebra" in later["output"][0]["content"][0]["text"]
+    _error(http.post("/v1/responses", json={"input": [{"type": "compaction_trigger"}, {"role": "user",
+                                                                                       "content": "x"}]}),
+           "input[0]")
+
+
+def test_context_management_threshold_compacts_first(http: httpx.Client) -> None:
+    body = {"input": "one two three four five six", "context_management": [{"type": "compaction",
+                                                                            "compact_threshold": 3}]}
+    output = _ok_output(http.post("/v1/responses", json=body))
+    assert [it["type"] for it in output] == ["compaction", "message"]
+    below = {**body, "context_management": [{"type": "compaction", "compact_threshold": 100_000}]}
+    assert [it["type"] for it in _ok_output(http.post("/v1/responses", json=below))] == ["message"]

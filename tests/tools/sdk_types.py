@@ -19,7 +19,8 @@ from tests.helpers import validate_response, validate_stream
 
 Json = dict[str, Any]
 EXTENSION_ITEMS = frozenset({"shell_call", "local_shell_call", "apply_patch_call", "custom_tool_call", "computer_call",
-                             "tool_search_call", "web_search_call", "shell_call_output", "apply_patch_call_output"})
+                             "tool_search_call", "web_search_call", "shell_call_output", "apply_patch_call_output",
+                             "image_generation_call", "code_interpreter_call", "file_search_call"})
 
 
 def _by_type(union: Any) -> dict[str, type[BaseModel]]:

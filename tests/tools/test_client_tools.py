@@ -238,3 +238,26 @@ def test_embedded_model_round_trip(http: httpx.Client, case: Case) -> None:
                            "input": [case.output(call)], "max_output_tokens": 24, "temperature": 0,
                            "tool_choice": "none"}, ok=("completed", "incomplete"))
     assert any(it["type"] == "message" for it in second["output"])
+
+
+def test_hosted_tools_pass_through_to_a_responses_upstream(http: httpx.Client,
+                                                           responses_fake_server: tuple[FakeResponses, str]) -> None:
+    fake = responses_fake_server[0]
+    tools = [{"type": "image_generation", "quality": "low"}]
+    first = create(http, {"model": "native/gpt-fake", "input": "draw", "tools": tools})
+    assert fake.last["tools"] == tools
+    image = first["output"][0]
+    assert image == {"id": "ig_fake", "type": "image_generation_call", "status": "completed", "result": "aW1hZ2U="}
+    create(http, {"model": "native/gpt-fake", "previous_response_id": first["id"], "input": "thanks", "tools": tools})
+    assert image in fake.last["input"]
+
+
+@pytest.mark.parametrize("model", ["test/echo", "chat/fake-model", "claude/claude-sonnet-4-5"])
+@pytest.mark.parametrize("tool", [{"type": "image_generation"},
+                                  {"type": "code_interpreter", "container": {"type": "auto"}},
+                                  {"type": "file_search", "vector_store_ids": ["vs_1"]}])
+def test_hosted_tools_elsewhere_are_400s_saying_why(http: httpx.Client, model: str, tool: Json) -> None:
+    r = http.post("/v1/responses", json={"model": model, "input": "x", "tools": [tool]})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == "tools[0].type" and "openai-responses" in error["message"]

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from responsa import limits
 from responsa.config import Settings
-from responsa.engine import compaction, prompts, truncation
+from responsa.engine import compaction, prompts, tokens, truncation
 from responsa.engine.events import EventBuilder
 from responsa.engine.loop import Candidate, Turn
 from responsa.protocol import shape
@@ -25,6 +25,7 @@ from responsa.protocol.types import Item
 from responsa.providers.base import ModelRequest, ProviderError
 from responsa.providers.registry import AppliesDefaults, Registry, UnknownModel
 from responsa.store.base import Store
+from responsa.tools import hosted
 from responsa.tools.base import ToolRequest, Toolset, ToolType
 from responsa.tools.choices import as_function_choice
 from responsa.tools.functions import check_schema
@@ -165,6 +166,22 @@ async def _load_conversation(store: Store, tenant: str, conversation_id: str) ->
     return items
 
 
+def _compaction(req: CreateResponse, triggered: bool, context: list[Item], instructions: str | None,
+                tools: list[dict[str, Any]], model: str, key: bytes | None, tenant: str) -> Item | None:
+    """The ``compaction`` item this turn outputs first, if any: always with a
+    ``compaction_trigger`` (then nothing else runs), and when
+    ``context_management`` sets a ``compact_threshold`` the context exceeds.
+    Compaction here is lossless (``engine.compaction``): the client can drop
+    what the item stands for and send the item alone."""
+    thresholds = [c["compact_threshold"] for c in req.context_management or [] if c.get("compact_threshold")]
+    over = bool(thresholds) and tokens.count(context, instructions, tools, model) > min(thresholds)
+    if not (triggered or over):
+        return None
+    if key is None:
+        raise invalid("Compaction is not available on this endpoint.", "input", "unsupported_value")
+    return compaction.encode(context, key=key, tenant=tenant)
+
+
 async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: Registry,
                   default_model: str, history: list[Item] | None = None, compaction_key: bytes | None = None,
                   enforce_window: bool = True) -> Prepared:
@@ -202,6 +219,9 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     history = _expand(history, compaction_key, tenant, "previous_response_id")
     expanded = _expand(new_items, compaction_key, tenant, "input")
     _check_call_ids(history, expanded)
+    triggers = [i for i, it in enumerate(new_items) if it["type"] == "compaction_trigger"]
+    if triggers and triggers != [len(new_items) - 1]:
+        raise invalid("A 'compaction_trigger' item must be the last input item.", f"input[{triggers[0]}]")
     toolsets = await _toolsets(req, history=history, new_items=expanded, function_names={t["name"] for t in tools},
                                settings=registry.settings)
 
@@ -210,7 +230,11 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
         raise invalid(f"'{needed}' needs an upstream that speaks the Responses API natively (an "
                       f"'openai-responses' provider); model '{model}' cannot honour it.", needed,
                       "unsupported_parameter")
-    if (tools or toolsets) and not caps.tools:
+    hosted_tools = [(i, t) for i, t in enumerate(req.tools or []) if t.get("type") in hosted.TYPES]
+    for i, t in hosted_tools:
+        if not caps.responses_native:
+            raise hosted.unsupported(t, f"tools[{i}]", model)
+    if (tools or toolsets or hosted_tools) and not caps.tools:
         raise invalid(f"Model '{model}' does not support tools.", "tools", "unsupported_parameter")
     if tool_choice not in ("auto", "none") and not caps.tool_choice_required and \
             not (isinstance(tool_choice, dict) and tool_choice.get("mode") == "auto"):
@@ -227,7 +251,9 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
                       "unsupported_parameter")
     if req.reasoning and req.reasoning.get("effort") not in (None, "none") and not caps.reasoning:
         raise invalid(f"Model '{model}' is not a reasoning model.", "reasoning.effort", "unsupported_parameter")
-    context = [*history, *expanded]
+    context = [it for it in [*history, *expanded] if it["type"] != "compaction_trigger"]
+    compacted = _compaction(req, bool(triggers), context, instructions, tools, candidates[0].model,
+                            compaction_key, tenant)
     active = {tt.name for tt, _ in toolsets}
     for tt in TOOL_TYPES:  # items of tool types this request does not bring, as any model reads them
         if tt.name not in active:
@@ -261,7 +287,8 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
         previous_response_id=prev_id, conversation_id=conversation_id,
         store=do_store, background=bool(req.background), metadata=req.metadata or {})
     model_request = ModelRequest(
-        model=candidates[0].model, items=context, instructions=instructions, tools=tools,
+        model=candidates[0].model, items=context, instructions=instructions,
+        tools=[*tools, *(t for _, t in hosted_tools)],
         tool_choice=tool_choice, parallel_tool_calls=req.parallel_tool_calls is not False, text_format=fmt,
         temperature=temperature, top_p=req.top_p, presence_penalty=req.presence_penalty,
         frequency_penalty=req.frequency_penalty, max_output_tokens=max_output_tokens,
@@ -273,7 +300,7 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
             response.update(tt.response_fields())
     turn = Turn(response=response, request=model_request, candidates=candidates, input_items=new_items,
                 builder=EventBuilder(response, kinds=ITEM_KINDS, obfuscate=obfuscate),
-                toolsets=[ts for _, ts in toolsets])
+                toolsets=[ts for _, ts in toolsets], compaction=compacted, compact_only=bool(triggers))
     request_json = req.model_dump(exclude_unset=True, exclude={"credentials"})
     if req.credentials not in (None, []):
         # Marked, never kept: a queued job re-run elsewhere must know it had

@@ -397,6 +397,11 @@ class EventBuilder:
             self._close_reasoning(ev.encrypted_content)
         elif isinstance(ev, m.ToolCallStart):
             self._call_start(ev)
+        elif isinstance(ev, m.HostedItem):
+            # A tool the upstream ran itself: its finished item, as the upstream made it.
+            self._close_message()
+            self._close_reasoning(None)
+            self._done(self._add(ev.item, dict(ev.item)))
         elif isinstance(ev, m.ToolCallDelta):
             call = self._calls.get(ev.index)
             if call is not None and ev.arguments:

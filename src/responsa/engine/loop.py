@@ -48,6 +48,11 @@ class Turn:
     max_turns: int | None = None
     """Model calls allowed in this turn (Chat Completions' Dedalus ``max_turns``):
     reaching it while server-run tools wait for the model ends ``incomplete`` (``max_turns``)."""
+    compaction: Item | None = None
+    """A ``compaction`` item of the context, output first (a
+    ``compaction_trigger`` input, or ``context_management``'s threshold crossed)."""
+    compact_only: bool = False
+    """The turn only compacts (``compaction_trigger``): no model call."""
 
 
 async def _model_step(turn: Turn, req: m.ModelRequest) -> AsyncIterator[m.ModelEvent]:
@@ -93,6 +98,13 @@ async def run(turn: Turn) -> AsyncIterator[Event]:
     calls_made = 0
     status, reason = "completed", None
     try:
+        if turn.compaction is not None:
+            for ev in b.feed(m.HostedItem(turn.compaction)):
+                yield ev
+            if turn.compact_only:
+                for ev in b.complete("completed", usage, completed_at=int(time.time())):
+                    yield ev
+                return
         routes: dict[str, ToolRoute] = {}
         owners: dict[str, Toolset] = {}
         definitions: list[dict[str, Any]] = []

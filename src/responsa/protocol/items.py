@@ -215,6 +215,8 @@ def normalize_item(raw: Any, param: str, extra: Mapping[str, Normaliser] = NO_EX
         return _compaction(item, param)
     if itype == "item_reference":
         return {"type": "item_reference", "id": _str(item.get("id"), f"{param}.id")}
+    if itype == "compaction_trigger":  # compact the context now (engine.context); must come last
+        return {"type": "compaction_trigger", "id": _item_id(item, param, "cmpt")}
     if isinstance(itype, str) and itype in extra:
         return extra[itype](item, param)
     raise invalid(f"Invalid value for '{param}.type': {itype!r} is not a supported input item type.",

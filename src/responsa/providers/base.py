@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from responsa.protocol.errors import UpstreamError
 from responsa.protocol.types import Item
 
-__all__ = ["Capabilities", "Finish", "FinishReason", "Item", "ModelEvent", "ModelRequest", "Provider",
+__all__ = ["Capabilities", "Finish", "FinishReason", "HostedItem", "Item", "ModelEvent", "ModelRequest", "Provider",
            "ProviderError", "ReasoningDelta", "ReasoningDone", "RefusalDelta", "TextDelta", "ToolCallDelta",
            "ToolCallStart", "Usage"]
 
@@ -135,6 +135,16 @@ class Finish:
     kind: Literal["finish"] = "finish"
 
 
+@dataclass(frozen=True, slots=True)
+class HostedItem:
+    """A finished output item of a tool the upstream itself ran (OpenAI's
+    hosted tools: ``image_generation_call``, ``code_interpreter_call``...),
+    passed to the client as the upstream made it."""
+
+    item: dict[str, Any]
+    kind: Literal["hosted_item"] = "hosted_item"
+
+
 ModelEvent = (
     TextDelta
     | RefusalDelta
@@ -144,6 +154,7 @@ ModelEvent = (
     | ToolCallDelta
     | Usage
     | Finish
+    | HostedItem
 )
 
 

@@ -24,6 +24,7 @@ from responsa.providers._reasoning import tag, untag
 from responsa.providers.base import (
     Capabilities,
     Finish,
+    HostedItem,
     Item,
     ModelEvent,
     ModelRequest,
@@ -38,6 +39,7 @@ from responsa.providers.base import (
     Usage,
 )
 from responsa.providers.registry import register
+from responsa.tools.hosted import ITEMS as HOSTED_ITEMS
 
 Json = dict[str, Any]
 
@@ -102,6 +104,8 @@ def _input(items: list[Item]) -> list[Item]:
                             **({"id": upstream_id} if upstream_id else {}), "encrypted_content": encrypted})
         elif kind in _PASSTHROUGH:
             out.append({"type": kind, **{k: v for k, v in item.items() if k not in ("id", "type")}})
+        elif kind in HOSTED_ITEMS:
+            out.append(item)  # upstream's own item (and id), as it made it
     return out
 
 
@@ -143,7 +147,9 @@ class _Decoder:
                                      ev if "error" in ev else {"error": ev})
 
     def _item_done(self, index: int, item: Json) -> Iterator[ModelEvent]:
-        if item.get("type") == "reasoning":
+        if item.get("type") in HOSTED_ITEMS:
+            yield HostedItem(item)
+        elif item.get("type") == "reasoning":
             encrypted = item.get("encrypted_content")
             yield ReasoningDone(tag(_FAMILY, f"{item.get('id') or ''}:{encrypted}") if encrypted else None)
         elif item.get("type") == "function_call" and index not in self.args_seen and item.get("arguments"):

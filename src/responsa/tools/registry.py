@@ -11,7 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from responsa.tools import apply_patch, computer, custom, functions, mcp, namespace, shell, tool_search, web_search
+from responsa.tools import (
+    apply_patch,
+    computer,
+    custom,
+    functions,
+    hosted,
+    mcp,
+    namespace,
+    shell,
+    tool_search,
+    web_search,
+)
 from responsa.tools.base import ItemKind, Normaliser, ToolType
 
 TOOL_TYPES: tuple[ToolType, ...] = (
@@ -25,6 +36,7 @@ TOOL_TYPES: tuple[ToolType, ...] = (
     apply_patch.TOOL_TYPE,
     computer.TOOL_TYPE,
     tool_search.TOOL_TYPE,
+    hosted.TOOL_TYPE,
 )
 
 
