@@ -76,7 +76,8 @@ CASES = [
          {"type": "custom", "name": "run_sql"}),
     Case("namespace", [{"type": "namespace", "name": "crm", "description": "Customer records.", "tools": [
         {"type": "function", "name": "lookup", "description": "Find a customer.", "strict": False,
-         "parameters": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}}]}],
+         "parameters": {"type": "object", "properties": {"id": {"type": "string", "maxLength": 8}},
+                        "required": ["id"]}}]}],
          "crm__lookup", {"id": "42"}, "function_call", {"name": "lookup", "namespace": "crm", "arguments":
                                                         '{"id":"42"}'}, "customer-42",
          {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "crm__lookup"}]}),
@@ -231,7 +232,7 @@ def test_embedded_model_round_trip(http: httpx.Client, case: Case) -> None:
     (``{"type": "shell"}``...): its grammar-constrained call becomes the
     native item, and it answers once the output comes back."""
     first = create(http, {"model": "local/smollm2", "input": "Use the tool.", "tools": case.tools,
-                          "tool_choice": case.choice, "max_output_tokens": 200, "temperature": 0})
+                          "tool_choice": case.choice, "max_output_tokens": 400, "temperature": 0})
     assert first["tool_choice"] == case.choice
     call = next(it for it in first["output"] if it["type"] == case.item_type)
     second = create(http, {"model": "local/smollm2", "previous_response_id": first["id"], "tools": case.tools,
