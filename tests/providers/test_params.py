@@ -59,14 +59,14 @@ def test_native_parameters_reach_a_responses_upstream_only(http: httpx.Client, c
                                                            responses_fake: FakeResponses) -> None:
     params = {"prompt_cache_options": {"mode": "explicit", "ttl": "12h"}, "prompt_cache_retention": "24h",
               "image": {"context_compression": "disabled"}, "safety_identifier": "u" * 128,
-              "service_tier": "fast"}
+              "service_tier": "fast", "prompt_cache_key": "session-1"}
     body = _ok(http.post("/v1/responses", json={"model": "native/gpt-fake", "input": "hi", **params}))
     sent = responses_fake.last
-    for key in ("prompt_cache_options", "prompt_cache_retention", "image"):
+    for key in ("prompt_cache_options", "prompt_cache_retention", "image", "prompt_cache_key"):
         assert sent[key] == params[key] and body[key] == params[key]
     assert body["service_tier"] == "priority"
     _ok(http.post("/v1/responses", json={"model": "chat/m", "input": "hi", **params}))
-    assert not {"prompt_cache_options", "prompt_cache_retention", "image"} & set(chat_fake.last)
+    assert not {"prompt_cache_options", "prompt_cache_retention", "image", "prompt_cache_key"} & set(chat_fake.last)
 
 
 def test_moderation_needs_a_responses_upstream(http: httpx.Client, responses_fake: FakeResponses) -> None:

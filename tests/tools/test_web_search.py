@@ -157,3 +157,13 @@ def test_backend_failure_is_a_failed_call(http: httpx.Client) -> None:
 def test_invalid_entries(http: httpx.Client, tool: Json, param: str) -> None:
     r = http.post("/v1/responses", json={"model": "test/echo", "input": "x", "tools": [tool]})
     assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+
+
+def test_replay_equals_live(http: httpx.Client) -> None:
+    body = {"model": "test/echo", "input": search_prompt("test/echo", "replay me"), "tools": [{"type": "web_search"}],
+            "stream": True}
+    live, _ = parse_sse(http.post("/v1/responses", json=body).content)
+    replay, _ = parse_sse(http.get(f"/v1/responses/{live[-1]['response']['id']}", params={"stream": "true"}).content)
+    check_stream(replay)
+    assert [e["type"] for e in replay] == [e["type"] for e in live]
+    assert replay[-1]["response"]["output"] == live[-1]["response"]["output"]

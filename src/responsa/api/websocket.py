@@ -54,6 +54,21 @@ def _request_body(raw: str | bytes | None) -> dict[str, Any]:
     return shape.websocket_create(frame)
 
 
+def _options(body: dict[str, Any]) -> tuple[str | None, bool]:
+    """The WebSocket-only keys of a ``response.create`` frame: ``stream_id``
+    (echoed on every event of the turn, so a client can tell streams apart;
+    turns on one socket still run one after the other) and ``generate``
+    (``false``: set up the turn's context, stored and continuable, without
+    calling the model: the response completes with no output)."""
+    stream_id = body.pop("stream_id", None)
+    if stream_id is not None and not isinstance(stream_id, str):
+        raise invalid("Invalid type for 'stream_id': expected a string.", "stream_id", "invalid_type")
+    generate = body.pop("generate", True)
+    if not isinstance(generate, bool):
+        raise invalid("Invalid type for 'generate': expected a boolean.", "generate", "invalid_type")
+    return stream_id, generate
+
+
 class _Connection:
     def __init__(self, ws: WebSocket, st: AppState, tenant: str) -> None:
         self.ws = ws
@@ -70,12 +85,15 @@ class _Connection:
     async def turn(self, raw: str | bytes | None) -> None:
         prev_id: str | None = None
         try:
-            req = parse_create(_request_body(raw))
+            body = _request_body(raw)
+            stream_id, generate = _options(body)
+            req = parse_create(body)
             prev_id = req.previous_response_id
             cached = self.cache.get(prev_id) if prev_id is not None else None
             engine = self.st.engine
             history = cached if cached is not None else await engine.load_history(self.tenant, prev_id)
             prep = await engine.prepare(req, self.tenant, history=history)
+            prep.turn.generate = generate
         except APIError as exc:
             self._evict(prev_id)
             await self.ws.send_text(error_frame(exc).decode())
@@ -87,7 +105,10 @@ class _Connection:
             async for ev in events:
                 if ev["type"] in TERMINAL:
                     self._finish(prev_id, ev["response"], [*history, *prep.turn.input_items])
-                await self.ws.send_text(orjson.dumps(visible(ev, req.include or [])).decode())
+                frame = visible(ev, req.include or [])
+                if stream_id is not None:
+                    frame = {**frame, "stream_id": stream_id}
+                await self.ws.send_text(orjson.dumps(frame).decode())
         finally:
             await events.aclose()
 

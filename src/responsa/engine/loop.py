@@ -53,6 +53,9 @@ class Turn:
     ``compaction_trigger`` input, or ``context_management``'s threshold crossed)."""
     compact_only: bool = False
     """The turn only compacts (``compaction_trigger``): no model call."""
+    generate: bool = True
+    """False (WebSocket ``generate: false``): no model call; the response
+    completes with no output and its context can be continued."""
 
 
 async def _model_step(turn: Turn, req: m.ModelRequest) -> AsyncIterator[m.ModelEvent]:
@@ -101,10 +104,10 @@ async def run(turn: Turn) -> AsyncIterator[Event]:
         if turn.compaction is not None:
             for ev in b.feed(m.HostedItem(turn.compaction)):
                 yield ev
-            if turn.compact_only:
-                for ev in b.complete("completed", usage, completed_at=int(time.time())):
-                    yield ev
-                return
+        if turn.compact_only or not turn.generate:
+            for ev in b.complete("completed", usage, completed_at=int(time.time())):
+                yield ev
+            return
         routes: dict[str, ToolRoute] = {}
         owners: dict[str, Toolset] = {}
         definitions: list[dict[str, Any]] = []

@@ -7,7 +7,7 @@ parameter); then each parameter has one documented effect:
 
 - ``client_metadata`` (Codex CLI sends it on every request: session, turn
   and window ids): stored with the request, never sent to any upstream.
-- ``prompt_cache_options``, ``prompt_cache_retention``, ``image``: caching
+- ``prompt_cache_key``, ``prompt_cache_options``, ``prompt_cache_retention``, ``image``: caching
   and image-compression hints. Forwarded verbatim to an OpenAI Responses
   upstream (``NATIVE_PARAMS``); other upstreams cache on their own terms,
   so there they change nothing. Echoed on the Response.
@@ -28,7 +28,8 @@ from typing import Any
 
 from responsa.protocol.errors import invalid
 
-NATIVE_PARAMS = ("prompt_cache_options", "prompt_cache_retention", "image", "moderation", "access_programs")
+NATIVE_PARAMS = ("prompt_cache_key", "prompt_cache_options", "prompt_cache_retention", "image", "moderation",
+                 "access_programs")
 """Forwarded verbatim to an upstream that speaks the Responses API natively."""
 
 _Spec = dict[str, tuple[str, ...] | type | tuple[type, ...]]

@@ -43,7 +43,8 @@ _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 def _loc(loc: tuple[int | str, ...]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc
-                   if not (isinstance(p, str) and ("[" in p or p.startswith(("function-", "typed-dict")))))
+                   if not (isinstance(p, str) and ("[" in p or p[:1].isupper()
+                                                   or p.startswith(("function-", "typed-dict")))))
 
 
 def _plain(value: Any, loc: tuple[int | str, ...]) -> Any:

@@ -18,7 +18,8 @@ from responsa.protocol.errors import invalid
 from responsa.tools.base import ItemKind
 from responsa.tools.client_calls import ClientCall, arguments, dumps, only_keys, sdk_normaliser, tool_type
 
-COMPUTER_CALL = ItemKind("computer_call", "cu", call_id=True, blank={"pending_safety_checks": []})
+COMPUTER_CALL = ItemKind("computer_call", "cu", call_id=True,
+                         blank={"pending_safety_checks": [], "action": {"type": "screenshot"}})
 _ACTIONS: dict[str, tuple[str, ...]] = {
     "click": ("button", "x", "y", "keys"), "double_click": ("x", "y", "keys"), "drag": ("path", "keys"),
     "keypress": ("keys",), "move": ("x", "y", "keys"), "screenshot": (), "scroll": ("x", "y", "scroll_x",

@@ -20,11 +20,9 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from openai.types.responses.response_input_item_param import ToolSearchCall
-from openai.types.responses.response_tool_search_output_item_param_param import (
-    ResponseToolSearchOutputItemParamParam,
-)
 
 from responsa.protocol.errors import invalid
+from responsa.protocol.ids import new_id
 from responsa.tools.base import Emitter, ItemKind, ToolRequest, ToolRoute, Toolset, ToolType
 from responsa.tools.client_calls import arguments, dumps, only_keys, sdk_normaliser
 from responsa.tools.functions import FUNCTION_CALL
@@ -34,6 +32,24 @@ Item = dict[str, Any]
 NAME = "tool_search"
 TOOL_SEARCH_CALL = ItemKind("tool_search_call", "tsc", call_id=True, blank={"execution": "client", "arguments": {}})
 _DEFAULT_PARAMETERS = {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}
+
+
+def _output_item(raw: dict[str, Any], param: str) -> Item:
+    """A ``tool_search_output``: its ``tools`` are whatever the client found
+    (definitions it will run), so only their shape is checked here."""
+    tools = raw.get("tools")
+    if not isinstance(tools, list) or not all(isinstance(t, dict) and isinstance(t.get("type"), str) for t in tools):
+        raise invalid(f"Invalid '{param}.tools': expected an array of tool definitions.", f"{param}.tools")
+    if raw.get("call_id") is not None and not isinstance(raw["call_id"], str):
+        raise invalid(f"Invalid type for '{param}.call_id': expected a string.", f"{param}.call_id", "invalid_type")
+    status = raw.get("status", "completed")
+    if status not in ("in_progress", "completed", "incomplete"):
+        raise invalid(f"Invalid value for '{param}.status': {status!r}.", f"{param}.status")
+    item: Item = {"type": "tool_search_output", "id": raw.get("id") if isinstance(raw.get("id"), str) else
+                  new_id("tso"), "execution": "client", "status": status, "tools": tools}
+    if raw.get("call_id"):
+        item["call_id"] = raw["call_id"]
+    return item
 
 
 def parse_tool(tool: dict[str, Any], param: str) -> dict[str, Any]:
@@ -149,5 +165,5 @@ async def build(req: ToolRequest) -> Toolset | None:
 TOOL_TYPE = ToolType(
     name="tool_search", tool_types=("tool_search",), parse_tool=parse_tool, item_kinds=(TOOL_SEARCH_CALL,),
     input_items={"tool_search_call": sdk_normaliser(ToolSearchCall, "tsc"),
-                 "tool_search_output": sdk_normaliser(ResponseToolSearchOutputItemParamParam, "tso")},
+                 "tool_search_output": _output_item},
     model_view=model_view, build=build)
