@@ -93,7 +93,8 @@ CASES = [
 CASES += [
     Case("tool_search", [{"type": "tool_search", "execution": "client", "description": "Find more tools."}],
          "tool_search", {"query": "customer"}, "tool_search_call",
-         {"arguments": {"query": "customer"}, "execution": "client"}, "lookup_customer"),
+         {"arguments": {"query": "customer"}, "execution": "client"}, "lookup_customer",
+         {"type": "function", "name": "tool_search"}),
     Case("computer", [{"type": "computer_use_preview", "display_width": 1024, "display_height": 768,
                        "environment": "browser"}], "computer", {"action": {"type": "click", "x": 3, "y": 4}},
          "computer_call", {"action": {"type": "click", "button": "left", "x": 3, "y": 4}}, "",

@@ -21,9 +21,6 @@ from responsa.tools.base import ToolType
 from responsa.tools.client_calls import sdk_normaliser
 
 TYPES = ("file_search", "code_interpreter", "image_generation", "programmatic_tool_calling")
-ITEMS = frozenset({"image_generation_call", "code_interpreter_call", "file_search_call", "program",
-                   "program_output"})
-"""Output items of hosted tools (``providers.openai_responses`` passes them both ways)."""
 
 
 def parse_tool(tool: dict[str, Any], param: str) -> dict[str, Any]:
