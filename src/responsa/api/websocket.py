@@ -29,7 +29,7 @@ from responsa.api.boundary import check_raw
 from responsa.api.errors import error_response
 from responsa.api.state import AppState, state
 from responsa.protocol import shape
-from responsa.protocol.errors import APIError, ServerError, ws_frame
+from responsa.protocol.errors import APIError, ServerError, invalid, ws_frame
 from responsa.protocol.events import TERMINAL
 from responsa.protocol.request import parse_create
 from responsa.protocol.response import visible
