@@ -8,7 +8,9 @@ process, SQLite store) to that same upstream.
 Prints p50/p99 latency of each path, the added latency (through - direct)
 and the ratio, for non-streamed and streamed requests. Streamed latency is
 time to the last byte; "per event" divides the added time by the number of
-events Responsa sent. Both paths use the same client (httpx, keep-alive), so
+events Responsa sent. The "chat" rows are the same requests through
+``POST /v1/chat/completions`` (the Chat Completions front door: translation
+both ways on top of the same engine). Both paths use the same client (httpx, keep-alive), so
 client cost cancels out.
 """
 
@@ -94,17 +96,34 @@ async def run(args: argparse.Namespace, upstream: str, responsa: str) -> None:
                 assert r.status_code == 200
                 return len([1 async for line in r.aiter_lines() if line.startswith("data: {")])
 
-        for _name, call in (("direct", direct), ("through", through), ("stream", through_stream)):
+        door_body = {"model": "fake/fake-model", "messages": [{"role": "user", "content": PROMPT}],
+                     "store": args.store}
+
+        async def chat_door() -> int:
+            r = await http.post(f"{responsa}/v1/chat/completions", json=door_body)
+            assert r.status_code == 200 and r.json()["choices"][0]["finish_reason"] == "stop", r.text
+            return 1
+
+        async def chat_door_stream() -> int:
+            async with http.stream("POST", f"{responsa}/v1/chat/completions",
+                                   json={**door_body, "stream": True}) as r:
+                assert r.status_code == 200
+                return len([1 async for line in r.aiter_lines() if line.startswith("data: {")])
+
+        modes = (("non-streamed", through), ("streamed (last byte)", through_stream),
+                 ("chat non-streamed", chat_door), ("chat streamed (last)", chat_door_stream))
+        for _name, call in (("direct", direct), ("through", through), ("stream", through_stream),
+                            ("chat", chat_door), ("chat stream", chat_door_stream)):
             await measure(call, 50, 8)  # warm up connections, caches, the store
         print(f"{'mode':<24}{'conc':>5}{'direct p50':>12}{'resp p50':>10}{'added p50':>11}"
               f"{'direct p99':>12}{'resp p99':>10}{'added p99':>11}{'ratio':>7}{'per event':>11}")
         for concurrency in args.concurrency:
             base, _ = await measure(direct, args.requests, concurrency)
-            for label, call in (("non-streamed", through), ("streamed (last byte)", through_stream)):
+            for label, call in modes:
                 lat, events = await measure(call, args.requests, concurrency)
                 p50d, p50 = statistics.median(base), statistics.median(lat)
                 p99d, p99 = pct(base, 0.99), pct(lat, 0.99)
-                per_event = (p50 - p50d) / (events / args.requests) * 1000 if label.startswith("streamed") else 0
+                per_event = (p50 - p50d) / (events / args.requests) * 1000 if "streamed (" in label else 0
                 print(f"{label:<24}{concurrency:>5}{p50d:>10.2f}ms{p50:>8.2f}ms{p50 - p50d:>9.2f}ms"
                       f"{p99d:>10.2f}ms{p99:>8.2f}ms{p99 - p99d:>9.2f}ms{p50 / p50d:>7.2f}"
                       f"{(f'{per_event:.0f}us' if per_event else '-'):>11}")
