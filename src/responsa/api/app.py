@@ -21,6 +21,7 @@ from responsa.api import (
     disconnect,
     errors,
     health,
+    messages,
     models,
     openapi,
     prompts,
@@ -107,9 +108,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await store.close()
             await ops.aclose()
 
-    routes: list[BaseRoute] = [*health.routes, *usage.routes, *responses.routes, *chat.routes, *compact.routes,
-                               *websocket.routes, *models.routes, *conversations.routes, *prompts.routes,
-                               *console.routes]
+    routes: list[BaseRoute] = [*health.routes, *usage.routes, *responses.routes, *chat.routes, *messages.routes,
+                               *compact.routes, *websocket.routes, *models.routes, *conversations.routes,
+                               *prompts.routes, *console.routes]
     routes.extend(openapi.routes_for(routes))  # /openapi.json and /docs, generated from the routes above
     return Starlette(
         routes=routes,

@@ -59,9 +59,20 @@ def _model(model_id: str, owner: str, capabilities: dict[str, object] | None) ->
 _EPOCH = "1970-01-01T00:00:00Z"
 
 
+def _anthropic(model: dict[str, object]) -> dict[str, object]:
+    """An Anthropic ``ModelInfo`` (its ``capabilities`` object has another
+    shape than Dedalus'; the ``anthropic`` SDK sends ``anthropic-version``)."""
+    return {**{k: v for k, v in model.items() if k != "capabilities"}, "lifecycle": "active"}
+
+
 async def list_models(request: Request) -> Response:
     state(request).tenant(request)
-    return json_response({"object": "list", "data": await _models(request)})
+    data = await _models(request)
+    if "anthropic-version" in request.headers:
+        shown = [_anthropic(m) for m in data]
+        return json_response({"data": shown, "has_more": False, "first_id": shown[0]["id"] if shown else None,
+                              "last_id": shown[-1]["id"] if shown else None})
+    return json_response({"object": "list", "data": data})
 
 
 async def get_model(request: Request) -> Response:

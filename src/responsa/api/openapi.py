@@ -117,6 +117,12 @@ _CHAT_REQUEST = {"type": "object", "required": ["model", "messages"], "descripti
 _CHAT_COMPLETION = {"type": "object", "required": ["id", "object", "choices"], "properties": {
     "id": _STR, "object": {"const": "chat.completion"}, "created": _INT, "model": _STR,
     "choices": {"type": "array"}, "usage": {"type": ["object", "null"]}}}
+_MESSAGES_REQUEST = {"type": "object", "required": ["model", "messages"], "description": "Anthropic's "
+                     "Messages request: model, messages, max_tokens, system, tools, stream, ...",
+                     "properties": {"model": _STR, "messages": {"type": "array"}, "max_tokens": _INT}}
+_MESSAGE = {"type": "object", "required": ["id", "type", "role", "content", "stop_reason", "usage"], "properties": {
+    "id": _STR, "type": {"const": "message"}, "role": {"const": "assistant"}, "model": _STR,
+    "content": {"type": "array"}, "stop_reason": {"type": ["string", "null"]}, "usage": {"type": "object"}}}
 _HTML = {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}
 
 
@@ -161,6 +167,12 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("POST", "/v1/chat/completions"): Op(
         "Chat Completions front door (JSON, or chunk SSE with stream: true), run by the same engine",
         _CHAT_COMPLETION, body=_CHAT_REQUEST, stream=True),
+    ("POST", "/v1/messages"): Op(
+        "Anthropic Messages front door (JSON, or Anthropic stream events with stream: true), run by the same "
+        "engine", _MESSAGE, body=_MESSAGES_REQUEST, stream=True),
+    ("POST", "/v1/messages/count_tokens"): Op("Count the input tokens of a Messages request",
+                                              {"type": "object", "required": ["input_tokens"],
+                                               "properties": {"input_tokens": _INT}}, body=_MESSAGES_REQUEST),
     ("POST", "/v1/responses/compact"): Op("Compact a conversation into a compaction item", ref("Compaction"),
                                           body=ref("CompactRequest")),
     ("POST", "/v1/responses/input_tokens"): Op("Count the input tokens of a request", ref("InputTokens"),
