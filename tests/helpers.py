@@ -1,23 +1,156 @@
-"""Shared test plumbing: run an ASGI app on a real port, and validate
+"""Shared test plumbing: run an ASGI app on a real port or a server as a
+real process, wait on conditions instead of sleeping, and validate
 everything the server emits against the Open Responses spec."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
+import inspect
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
 import uvicorn
 from jsonschema import Draft202012Validator
 
+from responsa.api.app import create_app
+from responsa.config import Settings, load_settings
+
 SPEC = Path(__file__).parent / "spec" / "openapi.json"
+T = TypeVar("T")
+
+POLL_S = 0.02
+"""How often the waits below look again: short, so a test waits about as
+long as the condition takes and no more."""
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10, what: str | Callable[[], str] = "") -> T:
+    """The first truthy value of ``predicate()``, polled until ``timeout``
+    seconds have passed; then an ``AssertionError`` saying ``what`` was
+    awaited. Use it instead of ``sleep(n)`` followed by an assertion: it
+    is as fast as the system under test and does not flake when the machine
+    is slow."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {_what(what, predicate)}")
+        time.sleep(POLL_S)
+
+
+async def async_wait_until(predicate: Callable[[], T | Awaitable[T]], timeout: float = 10,
+                           what: str | Callable[[], str] = "") -> T:
+    """:func:`wait_until` for async tests: the predicate may be a coroutine
+    function, and the event loop keeps running while we wait."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {_what(what, predicate)}")
+        await asyncio.sleep(POLL_S)
+
+
+def holds_for(predicate: Callable[[], object], seconds: float, what: str = "") -> None:
+    """Assert that something does NOT happen: ``predicate()`` stays truthy
+    for ``seconds``. The one honest use of elapsed time in a test (absence
+    has no event to wait on); it fails as soon as the predicate breaks."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert predicate(), f"no longer true: {_what(what, predicate)}"
+        time.sleep(POLL_S)
+    assert predicate(), f"no longer true: {_what(what, predicate)}"
+
+
+async def async_holds_for(predicate: Callable[[], object], seconds: float, what: str = "") -> None:
+    """:func:`holds_for` for async tests."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert predicate(), f"no longer true: {_what(what, predicate)}"
+        await asyncio.sleep(POLL_S)
+    assert predicate(), f"no longer true: {_what(what, predicate)}"
+
+
+def _what(what: str | Callable[[], str], predicate: Callable[..., object]) -> str:
+    if callable(what):
+        return what()
+    return what or getattr(predicate, "__qualname__", repr(predicate))
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (for servers started as processes)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60,
+                 log: Path | None = None) -> None:
+    """Wait until ``url`` answers 200, failing early (with its log) if ``proc`` exits."""
+    def up() -> bool:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{url}: process exited with {proc.returncode}" + _log(log))
+        try:
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, timeout, what=lambda: f"{url} to answer 200" + _log(log))
+
+
+def _log(log: Path | None) -> str:
+    return f"\n{log.read_text()}" if log is not None and log.exists() else ""
+
+
+@contextmanager
+def server_process(database_url: str, *, env: Mapping[str, str] | None = None, clean_env: bool = False,
+                   log: Path | None = None, wait: bool = True) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``(process, base URL)`` of ``responsa serve`` run as a real process on a
+    free port with the test model; stopped (SIGTERM, then SIGKILL) on exit.
+    ``clean_env`` drops the caller's ``RESPONSA_*`` variables; ``log``
+    collects its output; ``wait=False`` returns before it is healthy (to
+    start several at once, then :func:`wait_healthy` each)."""
+    port = free_port()
+    base = {k: v for k, v in os.environ.items() if not (clean_env and k.startswith("RESPONSA_"))}
+    cmd = [sys.executable, "-m", "responsa.cli", "serve", "--port", str(port), "--database-url", database_url,
+           "--model", "test/echo", "--log-level", "warning"]
+    out = log.open("wb") if log is not None else None
+    try:
+        proc = subprocess.Popen(cmd, env={**base, **(env or {})}, stdout=out,
+                                stderr=subprocess.STDOUT if out else None)
+    finally:
+        if out is not None:
+            out.close()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        if wait:
+            wait_healthy(f"{url}/health", proc, log=log)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 @contextmanager
@@ -28,17 +161,39 @@ def serve_in_thread(app: Any, *, lifespan: str = "off") -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
+
+    def started() -> bool:
+        if not thread.is_alive():
             raise RuntimeError("test server did not start")
-        time.sleep(0.01)
+        return server.started
+
+    wait_until(started, 30, what="the test server to start")
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def server_settings(db_dir: Path, **overrides: Any) -> Settings:
+    """Settings of a test server: a SQLite file in ``db_dir``, the test model
+    as default; ``overrides`` as for :func:`responsa.config.load_settings`."""
+    return load_settings(None, **{"database_url": f"sqlite:///{db_dir / 'responsa.db'}",
+                                  "default_model": "test/echo", **overrides})
+
+
+Serve = Callable[[Settings], AbstractContextManager[str]]
+"""The type of the ``serve_responsa`` fixture."""
+
+
+@contextmanager
+def serve_responsa(settings: Settings) -> Iterator[str]:
+    """Base URL (no ``/v1``) of a Responsa server with ``settings``, in this
+    process. Tests reach it through the ``serve_responsa`` fixture, which is
+    what marks them end to end (``slow``, see tests/conftest.py)."""
+    with serve_in_thread(create_app(settings), lifespan="on") as url:
+        yield url
 
 
 @functools.cache

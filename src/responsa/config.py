@@ -3,13 +3,22 @@
 One place decides every default so the CLI, the app factory and the tests
 agree. Secrets are referenced by environment-variable *name* in the file
 (``api_key_env``) so a config file can be committed safely.
+
+A key the server does not know is an error naming it (``ConfigError``), at
+every level of the file: a typo like ``databse_url`` or ``max_retry`` would
+otherwise be ignored silently and the server would run with the default —
+the same reject-don't-drop rule the API applies to request parameters.
+(Environment variables cannot be checked that way: the environment holds
+many variables that are not ours.)
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +90,61 @@ class Settings:
     ``OPENAI_API_KEY`` silently changing it is a classic surprise)."""
 
 
+class ConfigError(ValueError):
+    """The configuration file is invalid; the message names the key and table."""
+
+
+_STRUCTURED = {"aliases", "providers", "api_keys", "mcp_registry", "mcp_allow_private", "raw"}
+_SCALARS = tuple(f.name for f in fields(Settings) if f.name not in _STRUCTURED)
+"""Top-level keys copied as they are: every ``Settings`` field but the
+tables and lists read below, so a new setting is accepted in the file
+without being listed twice."""
+_TOP_LEVEL = {*_SCALARS, "aliases", "api_keys", "providers", "mcp"}
+_MCP_KEYS = {"servers", "allow_private"}
+MCP_SERVER_KEYS = {"url", "transport", "command", "args", "env", "headers", "connection_name", "credential_header",
+                   "credential_format", "credential_headers", "credential_env", "allowed_tools", "description",
+                   "timeout"}
+"""Keys of a ``[mcp.servers."org/name"]`` entry (and of each of its ``versions``)."""
+
+
+def _check_keys(table: Mapping[str, Any], known: Iterable[str], where: str) -> None:
+    names = sorted(known)
+    for key in table:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else f" Known keys: {', '.join(names)}."
+            raise ConfigError(f"Unknown key '{key}' in {where}.{hint}")
+
+
+def _table(data: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"'{key}' in {where} must be a table, not {type(value).__name__}.")
+    return value
+
+
+def validate_config(data: Mapping[str, Any], source: str = "the config file") -> None:
+    """Raise ``ConfigError`` naming the first key of ``data`` (a parsed TOML
+    config) that no part of the server reads. A ``[providers.<name>]``
+    table's keys depend on its kind: the provider registry checks them at
+    start-up (``Registry.check``, from each kind's ``register(options=...)``)."""
+    _check_keys(data, _TOP_LEVEL, f"the top level of {source}")
+    for name, provider in _table(data, "providers", source).items():
+        if not isinstance(provider, dict):
+            raise ConfigError(f"[providers.{name}] of {source} must be a table.")
+    mcp = _table(data, "mcp", source)
+    _check_keys(mcp, _MCP_KEYS, f"[mcp] of {source}")
+    for slug, server in _table(mcp, "servers", f"[mcp] of {source}").items():
+        where = f'[mcp.servers."{slug}"] of {source}'
+        if not isinstance(server, dict):
+            raise ConfigError(f"{where} must be a table.")
+        _check_keys(server, MCP_SERVER_KEYS | {"versions"}, where)
+        for version, entry in _table(server, "versions", where).items():
+            if not isinstance(entry, dict):
+                raise ConfigError(f'[mcp.servers."{slug}".versions.{version}] of {source} must be a table.')
+            _check_keys(entry, MCP_SERVER_KEYS, f'[mcp.servers."{slug}".versions.{version}] of {source}')
+
+
 def _builtin_providers() -> dict[str, ProviderConfig]:
     """Providers that exist without any configuration: the deterministic
     test model, the embedded local model, and upstreams whose standard API
@@ -111,12 +175,13 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
     s = Settings(providers=_builtin_providers())
     path = config_file or os.environ.get("RESPONSA_CONFIG")
     if path:
-        data = tomllib.loads(Path(path).read_text())
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        validate_config(data, str(path))
         s.raw = data
-        for key in ("host", "port", "database_url", "redis_url", "default_model", "log_level",
-                    "max_body_bytes", "prompts_dir", "secret_key", "background_lease_s",
-                    "background_concurrency", "header_timeout_s", "max_header_bytes", "shutdown_timeout_s",
-                    "allow_open_mode", "console"):
+        for key in _SCALARS:
             if key in data:
                 setattr(s, key, data[key])
         if "prompts_dir" in data:  # relative to the config file, like any path a config names

@@ -5,14 +5,9 @@ recovered after the server process is killed mid-response."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +18,16 @@ from openai import OpenAI
 
 from responsa.api.app import create_app
 from responsa.config import load_settings
-from tests.helpers import parse_sse, serve_in_thread, validate_event, validate_response, validate_stream
+from tests.helpers import (
+    holds_for,
+    parse_sse,
+    serve_in_thread,
+    server_process,
+    validate_event,
+    validate_response,
+    validate_stream,
+    wait_until,
+)
 from tests.store.backends import (
     REDIS_URL,
     admin,
@@ -42,15 +46,33 @@ def dump(obj: Any) -> dict[str, Any]:
     return data
 
 
-def wait_until(client: OpenAI, rid: str, done: Callable[[dict[str, Any]], bool], timeout: float = 20) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        r = dump(client.responses.retrieve(rid))
+def wait_for(client: OpenAI, rid: str, done: Callable[[dict[str, Any]], bool], timeout: float = 20) -> dict[str, Any]:
+    """The response, polled (and validated) until ``done(response)``."""
+    last: dict[str, Any] = {}
+
+    def poll() -> dict[str, Any] | None:
+        last.update(r := dump(client.responses.retrieve(rid)))
         validate_response(r)
-        if done(r):
-            return r
-        assert time.monotonic() < deadline, f"response {rid} stuck at {r['status']}"
-        time.sleep(0.05)
+        return r if done(r) else None
+
+    return wait_until(poll, timeout, what=lambda: f"response {rid}, stuck at {last.get('status')}")
+
+
+def follow_to_first_delta(client: OpenAI, rid: str) -> None:
+    """Follow a running background response until its first text delta: a
+    follower only sees events after they are stored, so output now exists."""
+    with client.responses.retrieve(rid, stream=True) as stream:
+        for ev in stream:
+            if ev.type == "response.output_text.delta":
+                return
+    raise AssertionError(f"response {rid} ended without any text")
+
+
+def nothing_stored_after(client: OpenAI, rid: str, last: int) -> Callable[[], bool]:
+    def check() -> bool:
+        with client.responses.retrieve(rid, stream=True, starting_after=last) as stream:
+            return [dump(ev) for ev in stream] == []
+    return check
 
 
 def check_resumed(events: list[dict[str, Any]], after: int) -> None:
@@ -76,7 +98,7 @@ def test_background_returns_queued_then_completes(client: OpenAI) -> None:
     assert first["status"] == "queued" and first["background"] is True and first["output"] == []
     # It did not wait for the ~0.6 s turn (said by state, not by a wall-clock bound that flakes on a busy box).
     assert dump(client.responses.retrieve(r.id))["status"] in ("queued", "in_progress")
-    done = wait_until(client, r.id, lambda x: x["status"] in FINISHED)
+    done = wait_for(client, r.id, lambda x: x["status"] in FINISHED)
     assert done["status"] == "completed"
     assert len(done["output"][0]["content"][0]["text"].split()) == 30
     # Its stored events replay as one valid stream from 0.
@@ -133,8 +155,8 @@ def test_two_followers_see_the_same_live_stream(client: OpenAI, http: httpx.Clie
 
 def test_cancel(client: OpenAI, http: httpx.Client) -> None:
     r = client.responses.create(model="test/echo", input="[[delay:100]] [[long:100]]", background=True)
-    wait_until(client, r.id, lambda x: x["status"] == "in_progress")
-    time.sleep(0.3)  # some output exists
+    wait_for(client, r.id, lambda x: x["status"] == "in_progress")
+    follow_to_first_delta(client, r.id)  # some output exists
     cancelled = dump(client.responses.cancel(r.id))
     validate_response(cancelled)
     assert cancelled["status"] == "cancelled" and cancelled["error"] is None
@@ -146,13 +168,11 @@ def test_cancel(client: OpenAI, http: httpx.Client) -> None:
         events = [dump(ev) for ev in stream]
     validate_stream(events)
     assert events[-1]["type"] == "response.failed" and events[-1]["response"]["status"] == "cancelled"
-    # It really stopped: nothing is stored after the terminal event.
-    time.sleep(0.3)
-    with client.responses.retrieve(r.id, stream=True, starting_after=events[-1]["sequence_number"]) as stream:
-        assert [dump(ev) for ev in stream] == []
+    # It really stopped: nothing is stored after the terminal event (an absence: watched for a while).
+    holds_for(nothing_stored_after(client, r.id, events[-1]["sequence_number"]), 0.3)
 
     done = client.responses.create(model="test/echo", input="quick", background=True)
-    finished = wait_until(client, done.id, lambda x: x["status"] in FINISHED)
+    finished = wait_for(client, done.id, lambda x: x["status"] in FINISHED)
     assert dump(client.responses.cancel(done.id)) == finished  # finished: returned unchanged
 
     plain = client.responses.create(model="test/echo", input="not background")
@@ -179,60 +199,29 @@ def test_cancel_while_streaming_ends_the_stream(client: OpenAI) -> None:
 # -- restart recovery: a real server process, killed -9 mid-response -------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+RESTARTABLE = {"RESPONSA_BACKGROUND_LEASE_S": "1", "RESPONSA_BACKGROUND_CONCURRENCY": "1"}
 
 
-@contextmanager
-def server_process(db: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
-    env = {**os.environ, "RESPONSA_BACKGROUND_LEASE_S": "1", "RESPONSA_BACKGROUND_CONCURRENCY": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "responsa.cli", "serve", "--port", str(port), "--database-url",
-                             f"sqlite:///{db}", "--model", "test/echo", "--log-level", "warning"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
-        yield proc, url
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
+@pytest.mark.slow
 def test_restart_recovers_background_responses(tmp_path: Path) -> None:
     db = tmp_path / "restart.db"
-    with server_process(db) as (proc, url):
+    with server_process(f"sqlite:///{db}", env=RESTARTABLE) as (proc, url):
         client = OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
         running = client.responses.create(model="test/echo", input="[[delay:200]] [[long:50]]", background=True)
         waiting = client.responses.create(model="test/echo", input="[[long:5]]", background=True)  # one slot
-        wait_until(client, running.id, lambda x: x["status"] == "in_progress")
-        time.sleep(0.5)  # some events stored
+        wait_for(client, running.id, lambda x: x["status"] == "in_progress")
+        follow_to_first_delta(client, running.id)  # some events stored
         assert dump(client.responses.retrieve(waiting.id))["status"] == "queued"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
 
-    with server_process(db) as (_, url):
+    with server_process(f"sqlite:///{db}", env=RESTARTABLE) as (_, url):
         client = OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
         started = time.monotonic()
-        lost = wait_until(client, running.id, lambda x: x["status"] in FINISHED, timeout=10)
+        lost = wait_for(client, running.id, lambda x: x["status"] in FINISHED, timeout=10)
         assert lost["status"] == "failed" and lost["error"]["code"] == "worker_lost"
         assert "restarted" in lost["error"]["message"]
-        rerun = wait_until(client, waiting.id, lambda x: x["status"] in FINISHED, timeout=10)
+        rerun = wait_for(client, waiting.id, lambda x: x["status"] in FINISHED, timeout=10)
         assert rerun["status"] == "completed" and len(rerun["output"][0]["content"][0]["text"].split()) == 5
         assert time.monotonic() - started < 5
         # The lost response's stream: what was stored before the crash, then error + response.failed
@@ -288,7 +277,6 @@ def test_resume_and_cancel_on_another_replica(two_replicas: tuple[str, str]) -> 
                 assert cancelled["status"] == "cancelled"
         check_resumed(rest, last)
     assert rest[-1]["type"] == "response.failed" and rest[-1]["response"]["status"] == "cancelled"
-    time.sleep(0.5)  # replica a stopped the turn: nothing stored after the terminal event
-    with a.responses.retrieve(rid, stream=True, starting_after=rest[-1]["sequence_number"]) as tail:
-        assert [dump(ev) for ev in tail] == []
+    # Replica a stopped the turn: nothing stored after the terminal event (an absence: watched for a while).
+    holds_for(nothing_stored_after(a, rid, rest[-1]["sequence_number"]), 0.5)
     assert dump(a.responses.retrieve(rid))["status"] == "cancelled"

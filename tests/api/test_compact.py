@@ -9,7 +9,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.helpers import validate_response
+from tests.helpers import Serve, server_settings, validate_response
 
 CONVERSATION = [
     {"type": "message", "role": "user", "content": "Remember the code word: slate."},
@@ -104,18 +104,14 @@ def test_compact_rejects_bad_requests(http: httpx.Client, body: dict[str, Any], 
     assert (r.json()["error"]["param"], r.json()["error"]["code"]) == (param, code)
 
 
-def test_compaction_item_survives_a_restart_without_configured_secret(tmp_path: Any) -> None:
-    from responsa.api.app import create_app
-    from responsa.config import load_settings
-    from tests.helpers import serve_in_thread
-
-    settings = load_settings(None, database_url=f"sqlite:///{tmp_path}/r.db", default_model="test/echo")
+def test_compaction_item_survives_a_restart_without_configured_secret(tmp_path: Any, serve_responsa: Serve) -> None:
+    settings = server_settings(tmp_path)
     assert settings.secret_key is None
     headers = {"authorization": "Bearer restart-key"}
-    with serve_in_thread(create_app(settings), lifespan="on") as url:
+    with serve_responsa(settings) as url:
         out = httpx.post(f"{url}/v1/responses/compact", json={"model": "test/echo", "input": CONVERSATION},
                          headers=headers).json()
-    with serve_in_thread(create_app(settings), lifespan="on") as url:
+    with serve_responsa(settings) as url:
         r = httpx.post(f"{url}/v1/responses", headers=headers, json={
             "model": "test/echo", "input": [*out["output"], {"role": "user", "content": "[[history]]"}]})
     assert r.status_code == 200, r.text

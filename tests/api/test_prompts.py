@@ -13,9 +13,7 @@ import httpx
 import pytest
 from openai import BadRequestError, NotFoundError, OpenAI
 
-from responsa.api.app import create_app
-from responsa.config import load_settings
-from tests.helpers import serve_in_thread, validate_response
+from tests.helpers import Serve, server_settings, validate_response
 
 PIXEL = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n fake").decode()
 
@@ -147,7 +145,7 @@ def test_prompt_errors(client: OpenAI, http: httpx.Client, server: str) -> None:
     assert http.get(f"/v1/prompts/{pid}").json()["version"] == "1"
 
 
-def test_seeded_prompts(tmp_path: Path) -> None:
+def test_seeded_prompts(tmp_path: Path, serve_responsa: Serve) -> None:
     """Files in ``prompts_dir`` become server prompts every tenant can use
     and none can change; an edited file adds a version at the next start,
     an unchanged one adds nothing."""
@@ -155,11 +153,10 @@ def test_seeded_prompts(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "greeter.toml").write_text('instructions = "Greet {{name}} warmly."\nmodel = "test/echo"\n')
     (folder / "faq.json").write_text('{"id": "faq-bot", "input": [{"role": "user", "content": "Q: {{q}}"}]}')
-    settings = load_settings(None, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", default_model="test/echo",
-                             prompts_dir=str(folder))
+    settings = server_settings(tmp_path, prompts_dir=str(folder))
 
     def serve_and(check: Any) -> None:
-        with serve_in_thread(create_app(settings), lifespan="on") as url:
+        with serve_responsa(settings) as url:
             check(url)
 
     def first(url: str) -> None:

@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from responsa.api.app import create_app
-from responsa.config import load_settings
-from tests.helpers import serve_in_thread, validate_response
+from tests.helpers import Serve, server_settings, validate_response
 
 WINDOW = 60
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    db = Path(tmp_path_factory.mktemp("trunc")) / "r.db"
-    settings = load_settings(None, database_url=f"sqlite:///{db}", default_model="test/echo")
+def small(tmp_path_factory: pytest.TempPathFactory, serve_responsa: Serve) -> Iterator[httpx.Client]:
+    settings = server_settings(tmp_path_factory.mktemp("trunc"))
     settings.providers["test"].options["context_window"] = WINDOW
-    with serve_in_thread(create_app(settings), lifespan="on") as url, \
+    with serve_responsa(settings) as url, \
             httpx.Client(base_url=url, headers={"authorization": "Bearer k"}, timeout=30) as c:
         yield c
 

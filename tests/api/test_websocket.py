@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,9 +12,7 @@ from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from responsa.api import websocket
-from responsa.api.app import create_app
-from responsa.config import load_settings
-from tests.helpers import serve_in_thread, validate_response, validate_stream
+from tests.helpers import Serve, server_settings, validate_response, validate_stream
 
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
@@ -156,10 +153,8 @@ def test_turns_are_sequential(ws: ClientConnection) -> None:
 
 
 @pytest.fixture(scope="module")
-def locked_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    db = Path(tmp_path_factory.mktemp("wsauth")) / "r.db"
-    settings = load_settings(None, database_url=f"sqlite:///{db}", default_model="test/echo", api_keys=["k1"])
-    with serve_in_thread(create_app(settings), lifespan="on") as url:
+def locked_server(tmp_path_factory: pytest.TempPathFactory, serve_responsa: Serve) -> Iterator[str]:
+    with serve_responsa(server_settings(tmp_path_factory.mktemp("wsauth"), api_keys=["k1"])) as url:
         yield url
 
 

@@ -45,8 +45,9 @@ def test_client_signature_matches_reference() -> None:
     transport = {"extra_headers", "extra_query", "extra_body", "timeout", "idempotency_key", "self"}
     assert [p for p in ours.parameters if p != "self"] == [p for p in ref.parameters if p not in transport]
     assert len([p for p in ours.parameters if p != "self"]) == 31
-    with pytest.raises(TypeError):
-        Responsa(base_url="http://x").responses.create(model="m", input="x", nonsense=1)
+    assert inspect.signature(AsyncResponsa(base_url="http://x").responses.create).parameters == ours.parameters
+    with pytest.raises(TypeError, match="nonsense"):
+        Responsa(base_url="http://x").responses.create(model="m", input="x", nonsense=1)  # type: ignore[call-overload]
 
 
 def test_responsa_client_sync(server: str) -> None:
@@ -69,9 +70,9 @@ def test_responsa_client_sync(server: str) -> None:
 async def test_responsa_client_async(server: str) -> None:
     async with AsyncResponsa(api_key="client-key", base_url=server) as c:
         r = await c.responses.create(model="test/echo", input="async hi")
-        assert r.output_text == "async hi"  # type: ignore[union-attr]
+        assert r.output_text == "async hi"
         stream = await c.responses.create(model="test/echo", input="x y", stream=True)
-        kinds = [ev.type async for ev in stream]  # type: ignore[union-attr]
+        kinds = [ev.type async for ev in stream]
         assert kinds[-1] == "response.completed"
         with pytest.raises(APIStatusError) as info:
             await c.responses.create(model="test/echo", input="x", temperature=9)

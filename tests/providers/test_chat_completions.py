@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-import socket
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -27,6 +27,7 @@ from responsa.providers.base import (
     Usage,
 )
 from tests.fakes.openai_chat import MODELS, FakeChat
+from tests.helpers import free_port, wait_healthy
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "openai_chat.py"
 WEATHER = {"type": "function", "name": "get_weather", "description": "Weather for a city",
@@ -247,7 +248,7 @@ async def test_read_timeout_is_504(chat_fake_server: tuple[FakeChat, str],
 
 
 async def test_unreachable_upstream_is_502_after_retries(make_provider: Callable[..., Provider]) -> None:
-    provider = make_provider("chat-completions", f"http://127.0.0.1:{_free_port()}/v1")
+    provider = make_provider("chat-completions", f"http://127.0.0.1:{free_port()}/v1")
     with pytest.raises(ProviderError) as err:
         await collect(provider, user("hi"))
     assert (err.value.status, err.value.code, err.value.retryable) == (502, "upstream_unavailable", True)
@@ -256,7 +257,7 @@ async def test_unreachable_upstream_is_502_after_retries(make_provider: Callable
 async def test_list_models_merges_config_and_falls_back(chat: Provider,
                                                         make_provider: Callable[..., Provider]) -> None:
     assert await chat.list_models() == [*MODELS, "configured-model"]
-    down = make_provider("chat-completions", f"http://127.0.0.1:{_free_port()}/v1")
+    down = make_provider("chat-completions", f"http://127.0.0.1:{free_port()}/v1")
     assert await down.list_models() == ["configured-model"]
 
 
@@ -271,25 +272,18 @@ def test_capabilities_from_config(chat_fake_server: tuple[FakeChat, str],
         make_provider("chat-completions", chat_fake_server[1], capabilities={"telepathy": True})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
+@pytest.mark.slow
 async def test_fake_runs_standalone_for_benchmarks(make_provider: Callable[..., Provider]) -> None:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(FAKE), "--port", str(port)])
+    """As benchmarks/overhead.py runs it: a script, with only the repository root on PYTHONPATH."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(FAKE.parents[2])}
+    proc = subprocess.Popen([sys.executable, str(FAKE), "--port", str(port)], env=env)
     try:
         base = f"http://127.0.0.1:{port}/v1"
+        await asyncio.to_thread(wait_healthy, f"{base}/models", proc, 30)
         async with httpx.AsyncClient(base_url=base) as client:
-            for _ in range(200):
-                try:
-                    resp = await client.post("chat/completions", json={
-                        "model": "fake-model", "messages": [{"role": "user", "content": "ping"}]})
-                    break
-                except httpx.ConnectError:
-                    await asyncio.sleep(0.05)
+            resp = await client.post("chat/completions", json={
+                "model": "fake-model", "messages": [{"role": "user", "content": "ping"}]})
         assert resp.json()["choices"][0]["message"]["content"] == "You said: ping"
         events = await collect(make_provider("chat-completions", base), user("pong"))
         assert text_of(events) == "You said: pong"

@@ -23,12 +23,11 @@ import pytest
 from openai import OpenAI
 from openai.types.responses import Response
 
-from responsa.api.app import create_app
-from responsa.config import ProviderConfig, load_settings
+from responsa.config import ProviderConfig
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.openai_chat import FakeChat
 from tests.fakes.openai_responses import FakeResponses
-from tests.helpers import parse_sse, serve_in_thread, validate_response, validate_stream
+from tests.helpers import Serve, parse_sse, server_settings, validate_response, validate_stream
 
 Json = dict[str, Any]
 Fake = FakeChat | FakeResponses | FakeAnthropic
@@ -61,7 +60,7 @@ TARGETS = [
     Target("native/gpt-fake", wire="responses"),
     Target("claude/claude-sonnet-4-5", wire="anthropic"),
     Target("test/echo"),
-    Target("local/smollm2", scripted=False, vision=False),
+    pytest.param(Target("local/smollm2", scripted=False, vision=False), marks=pytest.mark.slow),
 ]
 
 
@@ -73,14 +72,14 @@ def fakes(chat_fake_server: tuple[FakeChat, str], responses_fake_server: tuple[F
 
 @pytest.fixture(scope="module")
 def client(chat_fake_server: tuple[FakeChat, str], responses_fake_server: tuple[FakeResponses, str],
-           anthropic_fake_server: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenAI]:
-    settings = load_settings(None, database_url=f"sqlite:///{tmp_path_factory.mktemp('conf')}/r.db",
-                             default_model="test/echo")
+           anthropic_fake_server: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory,
+           serve_responsa: Serve) -> Iterator[OpenAI]:
+    settings = server_settings(tmp_path_factory.mktemp("conf"))
     for name, kind, url in (("chat", "chat-completions", chat_fake_server[1]),
                             ("native", "openai-responses", responses_fake_server[1]),
                             ("claude", "anthropic", anthropic_fake_server.url)):
         settings.providers[name] = ProviderConfig(name=name, kind=kind, base_url=url, options={"max_retries": 0})
-    with serve_in_thread(create_app(settings), lifespan="on") as url:
+    with serve_responsa(settings) as url:
         yield OpenAI(base_url=f"{url}/v1", api_key="test-key", max_retries=0, timeout=60)
 
 

@@ -3,15 +3,9 @@ behind a load balancer would: any replica serves any request."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -20,42 +14,10 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.helpers import parse_sse, validate_response, validate_stream
+from tests.helpers import parse_sse, server_process, validate_response, validate_stream, wait_healthy
 from tests.store.backends import admin, in_own_loop, new_schema_name, with_search_path
 
 KEY = "replica-test-key"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _start(database_url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONSA_")}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "responsa.cli", "serve", "--port", str(port), "--database-url", database_url,
-             "--model", "test/echo", "--log-level", "warning"],
-            stdout=out, stderr=subprocess.STDOUT, env=env)
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"replica exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"replica at {url} did not become healthy:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")
@@ -66,24 +28,13 @@ def replicas(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     in_own_loop(lambda: admin(pg_url, f'CREATE SCHEMA "{schema}"'))
     database_url = with_search_path(pg_url, schema)
     logs = tmp_path_factory.mktemp("replicas")
-    started: list[subprocess.Popen[bytes]] = []
     try:
-        a, url_a = _start(database_url, logs / "a.log")
-        started.append(a)
-        b, url_b = _start(database_url, logs / "b.log")
-        started.append(b)
-        _wait_healthy(a, url_a, logs / "a.log")
-        _wait_healthy(b, url_b, logs / "b.log")
-        yield url_a, url_b, database_url
+        with server_process(database_url, clean_env=True, log=logs / "a.log", wait=False) as (a, url_a), \
+                server_process(database_url, clean_env=True, log=logs / "b.log", wait=False) as (b, url_b):
+            wait_healthy(f"{url_a}/health", a, log=logs / "a.log")
+            wait_healthy(f"{url_b}/health", b, log=logs / "b.log")
+            yield url_a, url_b, database_url
     finally:
-        for proc in started:
-            proc.terminate()
-        for proc in started:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
         in_own_loop(lambda: admin(pg_url, f'DROP SCHEMA "{schema}" CASCADE'))
 
 

@@ -4,7 +4,6 @@ hop to the store's thread."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,11 @@ import pytest
 from responsa.store import open_store, sql
 from responsa.store.driver import Conn
 from responsa.store.sqlite import CHECKPOINT_S, SQLiteStore
+from tests.helpers import async_wait_until
 from tests.store.test_store_contract import T1, create, message
 
 
+@pytest.mark.slow  # waits for the checkpointer's timer (CHECKPOINT_S)
 async def test_wal_is_checkpointed_in_the_background_and_truncated_on_close(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     store = open_store(f"sqlite:///{path}")
@@ -24,8 +25,8 @@ async def test_wal_is_checkpointed_in_the_background_and_truncated_on_close(tmp_
         await create(store, T1, inputs=[message(f"m{i}")])
     assert (tmp_path / "c.db-wal").stat().st_size > 0
     before = path.stat().st_size  # the writes are still only in the WAL: no commit checkpoints
-    await asyncio.sleep(CHECKPOINT_S * 2.5)
-    assert path.stat().st_size > before, "the background checkpointer copied the WAL into the file"
+    await async_wait_until(lambda: path.stat().st_size > before, CHECKPOINT_S * 10,
+                           what="the background checkpointer to copy the WAL into the file")
     await store.close()
     assert not (tmp_path / "c.db-wal").exists() or (tmp_path / "c.db-wal").stat().st_size == 0
 

@@ -5,16 +5,14 @@ provider does not comply (the test model's ``[[disobey]]``)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 from openai import OpenAI
 
-from responsa.api.app import create_app
-from responsa.config import ProviderConfig, load_settings
-from tests.helpers import parse_sse, serve_in_thread, validate_stream
+from responsa.config import ProviderConfig
+from tests.helpers import Serve, parse_sse, server_settings, validate_stream
 from tests.tools.support import create
 
 WEATHER = {"type": "function", "name": "get_weather", "description": "Weather for a city",
@@ -24,12 +22,11 @@ TIME = {"type": "function", "name": "get_time", "parameters": {"type": "object",
 
 
 @pytest.fixture(scope="module")
-def weak_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def weak_server(tmp_path_factory: pytest.TempPathFactory, serve_responsa: Serve) -> Iterator[str]:
     """A server whose ``weak/...`` model cannot be forced to call a tool."""
-    settings = load_settings(None, database_url=f"sqlite:///{Path(tmp_path_factory.mktemp('weak')) / 'r.db'}",
-                             default_model="test/echo")
+    settings = server_settings(tmp_path_factory.mktemp("weak"))
     settings.providers["weak"] = ProviderConfig(name="weak", kind="test", options={"tool_choice_required": False})
-    with serve_in_thread(create_app(settings), lifespan="on") as url:
+    with serve_responsa(settings) as url:
         yield url
 
 

@@ -15,9 +15,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from responsa.api.app import create_app
-from responsa.config import load_settings
-from tests.helpers import parse_sse, serve_in_thread, validate_stream
+from tests.helpers import Serve, parse_sse, server_settings, validate_stream
 from tests.tools.support import TOKEN, create
 
 TWO_CALLS = '[[call:add {"a": 2, "b": 3}]] [[call:shout {"text": "hi"}]]'
@@ -179,11 +177,9 @@ def test_headers_are_redacted_and_never_stored(http: httpx.Client, mcp_private: 
 
 
 @pytest.fixture(scope="module")
-def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def strict_server(tmp_path_factory: pytest.TempPathFactory, serve_responsa: Serve) -> Iterator[str]:
     """A server with no private-address allow-list."""
-    db = Path(tmp_path_factory.mktemp("strict")) / "r.db"
-    with serve_in_thread(create_app(load_settings(None, database_url=f"sqlite:///{db}", default_model="test/echo")),
-                         lifespan="on") as url:
+    with serve_responsa(server_settings(tmp_path_factory.mktemp("strict"))) as url:
         yield url
 
 

@@ -17,9 +17,7 @@ import httpx
 import pytest
 from dedalus_labs import Dedalus
 
-from responsa.api.app import create_app
-from responsa.config import load_settings
-from tests.helpers import serve_in_thread, validate_response
+from tests.helpers import Serve, server_settings, validate_response
 from tests.tools.support import TOKEN
 
 STDIO_SERVER = Path(__file__).with_name("stdio_server.py")
@@ -32,11 +30,11 @@ def dedalus(base_url: str) -> Dedalus:
 
 
 @pytest.fixture(scope="module")
-def registry_server(tmp_path_factory: pytest.TempPathFactory, mcp_private: str, mcp_http: str) -> Iterator[str]:
+def registry_server(tmp_path_factory: pytest.TempPathFactory, mcp_private: str, mcp_http: str,
+                    serve_responsa: Serve) -> Iterator[str]:
     """A server whose MCP registry knows ``acme/vault`` (the bearer-token
     server, credential as a formatted header), ``acme/calc`` (v1 pinned) and
     ``acme/stdio-vault`` (a stdio process, credential as an env var)."""
-    db = Path(tmp_path_factory.mktemp("registry")) / "r.db"
     registry = {
         "acme/vault": {"url": mcp_private, "connection_name": "vault", "credential_header": "Authorization",
                        "credential_format": "Bearer {api_key}"},
@@ -44,9 +42,8 @@ def registry_server(tmp_path_factory: pytest.TempPathFactory, mcp_private: str, 
         "acme/stdio-vault": {"command": sys.executable, "args": [str(STDIO_SERVER)],
                              "credential_env": {"VAULT_TOKEN": "{token}"}},
     }
-    settings = load_settings(None, database_url=f"sqlite:///{db}", default_model="test/echo",
-                             mcp_registry=registry)  # no private allow-list: registry entries are trusted
-    with serve_in_thread(create_app(settings), lifespan="on") as url:
+    # No private allow-list: registry entries are trusted.
+    with serve_responsa(server_settings(tmp_path_factory.mktemp("registry"), mcp_registry=registry)) as url:
         yield url
 
 
@@ -106,6 +103,7 @@ def test_versioned_slug_and_object_forms(registry_server: str, mcp_http: str) ->
     assert "acme/calc" in (unpinned.mcp_server_errors or {})
 
 
+@pytest.mark.slow  # starts the MCP server as a process
 def test_stdio_server_gets_the_credential_in_its_environment(registry_server: str) -> None:
     resp = dedalus(registry_server).responses.create(
         model="test/echo", input="[[call:token_digest {}]]", mcp_servers=["acme/stdio-vault"],

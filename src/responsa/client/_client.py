@@ -1,5 +1,7 @@
 """``Responsa`` / ``AsyncResponsa``: the reference method's exact signature
-(``client.responses.create`` with its 32 keyword parameters) over httpx.
+(``client.responses.create`` with its 31 keyword parameters) over httpx,
+typed like openai-python: ``create(stream=True)`` is an iterator of events,
+``create()`` a ``Response``.
 
 Request building and response parsing are shared; only the transport
 differs between the sync and async twins. Every POST carries one
@@ -14,7 +16,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar, Unpack, overload
 
 import anyio
 import httpx
@@ -62,62 +64,87 @@ def _sse_events(lines: Iterator[str]) -> Iterator[ResponseEvent]:
             yield ResponseEvent.model_validate(orjson.loads(data))
 
 
-def create_params(
-    *,
-    background: bool | None = None,
-    conversation: dict[str, Any] | str | None = None,
-    credentials: dict[str, Any] | list[dict[str, Any]] | None = None,
-    frequency_penalty: float | None = None,
-    include: list[str] | None = None,
-    input: str | list[dict[str, Any]] | None = None,
-    instructions: str | list[dict[str, Any]] | None = None,
-    max_output_tokens: int | None = None,
-    max_tool_calls: int | None = None,
-    mcp_servers: dict[str, Any] | str | list[Any] | None = None,
-    metadata: dict[str, str] | None = None,
-    model: str | dict[str, Any] | list[Any] | None = None,
-    parallel_tool_calls: bool | None = None,
-    presence_penalty: float | None = None,
-    previous_response_id: str | None = None,
-    prompt: dict[str, Any] | None = None,
-    prompt_cache_key: str | None = None,
-    reasoning: dict[str, Any] | None = None,
-    safety_identifier: str | None = None,
-    service_tier: Literal["auto", "default"] | None = None,
-    store: bool | None = None,
-    stream: bool = False,
-    stream_options: dict[str, Any] | None = None,
-    temperature: float | None = None,
-    text: dict[str, Any] | None = None,
-    tool_choice: str | dict[str, Any] | None = None,
-    tools: list[dict[str, Any]] | None = None,
-    top_logprobs: int | None = None,
-    top_p: float | None = None,
-    truncation: Literal["auto", "disabled"] | None = None,
-    user: str | None = None,
-) -> dict[str, Any]:
-    """The reference method's signature, written once: both clients'
-    ``responses.create`` take exactly these keyword parameters."""
-    return _body(dict(locals()))
+class CreateParams(TypedDict, total=False):
+    """The reference method's parameters except ``stream``, written once.
+
+    ``stream`` is not here because it decides the return type: each
+    ``create`` takes it as its own keyword, ``@overload``-ed on
+    ``Literal[True]`` / ``Literal[False]`` like openai-python, and the rest
+    as ``**params: Unpack[CreateParams]``. At run time ``create`` exposes
+    the full reference signature (``inspect.signature``, ``help()``),
+    built from this class."""
+
+    background: bool | None
+    conversation: dict[str, Any] | str | None
+    credentials: dict[str, Any] | list[dict[str, Any]] | None
+    frequency_penalty: float | None
+    include: list[str] | None
+    input: str | list[dict[str, Any]] | None
+    instructions: str | list[dict[str, Any]] | None
+    max_output_tokens: int | None
+    max_tool_calls: int | None
+    mcp_servers: dict[str, Any] | str | list[Any] | None
+    metadata: dict[str, str] | None
+    model: str | dict[str, Any] | list[Any] | None
+    parallel_tool_calls: bool | None
+    presence_penalty: float | None
+    previous_response_id: str | None
+    prompt: dict[str, Any] | None
+    prompt_cache_key: str | None
+    reasoning: dict[str, Any] | None
+    safety_identifier: str | None
+    service_tier: Literal["auto", "default"] | None
+    store: bool | None
+    # stream: bool = False -- here in the reference order, see _PARAMETERS
+    stream_options: dict[str, Any] | None
+    temperature: float | None
+    text: dict[str, Any] | None
+    tool_choice: str | dict[str, Any] | None
+    tools: list[dict[str, Any]] | None
+    top_logprobs: int | None
+    top_p: float | None
+    truncation: Literal["auto", "disabled"] | None
+    user: str | None
 
 
-P = ParamSpec("P")
-T = TypeVar("T")
+def _reference_parameters() -> list[inspect.Parameter]:
+    """``CreateParams`` as keyword-only parameters (default ``None``) with
+    ``stream: bool = False`` in its place, in the reference method's order."""
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [inspect.Parameter(name, kw, default=None, annotation=getattr(annotation, "__forward_arg__", annotation))
+              for name, annotation in CreateParams.__annotations__.items()]
+    at = [p.name for p in params].index("stream_options")
+    params.insert(at, inspect.Parameter("stream", kw, default=False, annotation="bool"))
+    return params
 
 
-def _signature_of(params: Callable[P, Any]) -> Callable[[Callable[..., T]], Callable[Concatenate[Any, P], T]]:
-    """Give a ``create(self, **kwargs)`` method the parameters of ``params``
-    for type checkers, IDEs and ``help()``."""
+_PARAMETERS = _reference_parameters()
+_NAMES = frozenset(p.name for p in _PARAMETERS)
 
-    def deco(method: Callable[..., T]) -> Callable[Concatenate[Any, P], T]:
-        sig = inspect.signature(params)
-        self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
-        method.__signature__ = sig.replace(  # type: ignore[attr-defined]
-            parameters=[self_param, *sig.parameters.values()],
-            return_annotation=inspect.signature(method).return_annotation)
-        return method
 
-    return deco
+def create_params(**params: Any) -> dict[str, Any]:
+    """The request body for the reference method's keyword parameters
+    (``TypeError`` for any other, as a real signature would)."""
+    for name in params:
+        if name not in _NAMES:
+            raise TypeError(f"create() got an unexpected keyword argument '{name}'")
+    return _body(params)
+
+
+create_params.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    _PARAMETERS, return_annotation="dict[str, Any]")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _reference_signature(method: F) -> F:
+    """Give a ``create(self, *, stream, **params)`` method the reference
+    method's full parameter list at run time (``help()``, IDEs that inspect,
+    the signature test)."""
+    method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *_PARAMETERS],
+        return_annotation=inspect.signature(method).return_annotation)
+    return method
 
 
 class Responses:
@@ -125,11 +152,20 @@ class Responses:
         self._client = client
         self.input_items = _InputItems(client)
 
-    @_signature_of(create_params)
-    def create(self, **kwargs: Any) -> Response | Iterator[ResponseEvent]:
+    @overload
+    def create(self, *, stream: Literal[False] = False, **params: Unpack[CreateParams]) -> Response: ...
+
+    @overload
+    def create(self, *, stream: Literal[True], **params: Unpack[CreateParams]) -> Iterator[ResponseEvent]: ...
+
+    @overload
+    def create(self, *, stream: bool, **params: Unpack[CreateParams]) -> Response | Iterator[ResponseEvent]: ...
+
+    @_reference_signature
+    def create(self, *, stream: bool = False, **params: Unpack[CreateParams]) -> Response | Iterator[ResponseEvent]:
         """Create a response. With ``stream=True``, an iterator of typed events."""
-        body = create_params(**kwargs)
-        if body.get("stream"):
+        body = create_params(stream=stream, **params)
+        if stream:
             return self._client._stream("/v1/responses", body)
         return Response.model_validate(self._client._request("POST", "/v1/responses", body))
 
@@ -197,11 +233,23 @@ class AsyncResponses:
         self._client = client
         self.input_items = _AsyncInputItems(client)
 
-    @_signature_of(create_params)
-    async def create(self, **kwargs: Any) -> Response | AsyncIterator[ResponseEvent]:
+    @overload
+    async def create(self, *, stream: Literal[False] = False, **params: Unpack[CreateParams]) -> Response: ...
+
+    @overload
+    async def create(self, *, stream: Literal[True],
+                     **params: Unpack[CreateParams]) -> AsyncIterator[ResponseEvent]: ...
+
+    @overload
+    async def create(self, *, stream: bool,
+                     **params: Unpack[CreateParams]) -> Response | AsyncIterator[ResponseEvent]: ...
+
+    @_reference_signature
+    async def create(self, *, stream: bool = False,
+                     **params: Unpack[CreateParams]) -> Response | AsyncIterator[ResponseEvent]:
         """Create a response. With ``stream=True``, an async iterator of typed events."""
-        body = create_params(**kwargs)
-        if body.get("stream"):
+        body = create_params(stream=stream, **params)
+        if stream:
             return self._client._stream("/v1/responses", body)
         return Response.model_validate(await self._client._request("POST", "/v1/responses", body))
 

@@ -230,6 +230,11 @@ async def _attempts(session: aiohttp.ClientSession, url: str, content: bytes, at
         await asyncio.sleep(delay)
 
 
+HTTP_OPTIONS = frozenset({"max_retries", "retry_backoff", "timeout", "connect_timeout", "max_connections",
+                          "headers", "capabilities", "model_capabilities"})
+"""The options every HTTP provider reads (below); each kind adds its own."""
+
+
 class HTTPProvider:
     """Base for HTTP providers: one pooled client, config-driven capabilities,
     a cached model list. Subclasses add ``stream`` in their wire format."""

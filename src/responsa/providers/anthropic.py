@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from responsa.config import ProviderConfig
-from responsa.providers._http import HTTPProvider
+from responsa.providers._http import HTTP_OPTIONS, HTTPProvider
 from responsa.providers._reasoning import tag, untag
 from responsa.providers.base import (
     Capabilities,
@@ -428,6 +428,6 @@ class AnthropicProvider(HTTPProvider):
         raise ProviderError("Anthropic stream ended before message_stop.", code="upstream_incomplete")
 
 
-@register("anthropic")
+@register("anthropic", options=HTTP_OPTIONS | {"anthropic_version", "max_tokens"})
 def make(cfg: ProviderConfig) -> AnthropicProvider:
     return AnthropicProvider(cfg)

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from responsa.config import ProviderConfig
-from responsa.providers._http import HTTPProvider, upstream_error
+from responsa.providers._http import HTTP_OPTIONS, HTTPProvider, upstream_error
 from responsa.providers.base import (
     Capabilities,
     Finish,
@@ -48,7 +48,7 @@ _TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
 _TEXT_MIME_PREFIXES = ("text/", "application/json", "application/xml", "application/x-yaml")
 
 
-@register("chat-completions")
+@register("chat-completions", options=HTTP_OPTIONS | {"max_tokens_param"})
 def make(cfg: ProviderConfig) -> Provider:
     return ChatCompletionsProvider(cfg)
 

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from responsa.config import ProviderConfig
-from responsa.providers._http import HTTPProvider, upstream_error
+from responsa.providers._http import HTTP_OPTIONS, HTTPProvider, upstream_error
 from responsa.providers._reasoning import tag, untag
 from responsa.providers.base import (
     Capabilities,
@@ -51,7 +51,7 @@ HOSTED_ITEMS = frozenset({"image_generation_call", "code_interpreter_call", "fil
 client as made, and back to the upstream verbatim (with their ids)."""
 
 
-@register("openai-responses")
+@register("openai-responses", options=HTTP_OPTIONS)
 def make(cfg: ProviderConfig) -> Provider:
     return OpenAIResponsesProvider(cfg)
 

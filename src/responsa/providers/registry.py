@@ -11,8 +11,9 @@ typo fails the start-up with a clear message instead of a request later.
 
 from __future__ import annotations
 
+import difflib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -25,6 +26,7 @@ Checker = Callable[[ProviderConfig], list[str]]
 
 _FACTORIES: dict[str, Factory] = {}
 _CHECKERS: dict[str, Checker] = {}
+_OPTIONS: dict[str, frozenset[str]] = {}
 
 # kind -> module that registers it; imported on first use only.
 _KIND_MODULES = {
@@ -40,13 +42,19 @@ _KIND_MODULES = {
 _KEY_HINTS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 
 
-def register(kind: str, *, check: Checker | None = None) -> Callable[[Factory], Factory]:
+def register(kind: str, *, check: Checker | None = None,
+             options: Iterable[str] | None = None) -> Callable[[Factory], Factory]:
     """Register a provider family. ``check`` validates a configuration at
-    start-up without building the provider (returns problems, empty if fine)."""
+    start-up without building the provider (returns problems, empty if fine);
+    ``options`` names the keys its ``[providers.<name>]`` table may carry
+    besides ``kind``/``base_url``/``api_key_env``/``models``, so a misspelt
+    one fails the start-up naming it instead of being ignored."""
     def deco(factory: Factory) -> Factory:
         _FACTORIES[kind] = factory
         if check is not None:
             _CHECKERS[kind] = check
+        if options is not None:
+            _OPTIONS[kind] = frozenset(options)
         return factory
 
     return deco
@@ -68,6 +76,19 @@ class AppliesDefaults(Protocol):
     cap). The Response echoes these, so it reports what was really used."""
 
     def applied_defaults(self, model: str) -> dict[str, Any]: ...
+
+
+def unknown_options(cfg: ProviderConfig) -> list[str]:
+    """Options of ``cfg`` its kind did not declare (none when it declared none)."""
+    known = _OPTIONS.get(cfg.kind)
+    if known is None:
+        return []
+    problems = []
+    for key in sorted(set(cfg.options) - known):
+        close = difflib.get_close_matches(key, sorted(known | {"kind", "base_url", "api_key_env", "models"}), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(sorted(known))})"
+        problems.append(f"unknown option '{key}' for kind '{cfg.kind}'{hint}")
+    return problems
 
 
 class UnknownModel(NotFound):
@@ -167,6 +188,7 @@ class Registry:
                 problems.append(f"[providers.{name}]: unknown kind '{cfg.kind}' (one of: "
                                 f"{', '.join(sorted(_KIND_MODULES))})")
                 continue
+            problems += [f"[providers.{name}]: {p}" for p in unknown_options(cfg)]
             if checker := _CHECKERS.get(cfg.kind):
                 problems += [f"[providers.{name}]: {p}" for p in checker(cfg)]
             try:

@@ -222,6 +222,6 @@ class TestProvider:
         return plain or "Hello! I am the Responsa test model."
 
 
-@register("test")
+@register("test", options={"tool_choice_required", "context_window"})
 def make(cfg: ProviderConfig) -> m.Provider:
     return TestProvider(cfg)
