@@ -12,8 +12,11 @@ Redis, the embedded model, processes, long property-based runs.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -30,30 +33,53 @@ from tests.helpers import serve_responsa as _serve_responsa
 os.environ.setdefault("RESPONSA_LOCAL_THREADS", "1")
 
 
+SLOW_CODE = re.compile(r"(create_app|serve_responsa|server_process)\b|\bsubprocess\.|\bPopen\(")
+"""A test is end to end (``slow``) when its body, or any fixture it uses,
+starts a Responsa server or a process. Read from the code itself, so a new
+test or fixture is classified without anyone remembering a decorator."""
+
 SLOW_FIXTURES = {
-    "server": "end to end on a Responsa server",
-    "serve_responsa": "end to end on a Responsa server",
     "pg_url": "needs PostgreSQL",
     "redis_url": "needs Redis",
-    "two_replicas": "needs PostgreSQL and Redis",
     "local": "runs the embedded model",
 }
-"""A test that uses one of these fixtures (directly or through another
-fixture) is marked ``slow``, so new tests are classified without a decorator.
-Tests whose *body* starts a process carry ``@pytest.mark.slow`` themselves."""
+"""Fixtures that make a test slow by what they reach (directly or through another fixture)."""
 
 SLOW_PARAMS = {("store_url", "postgres"): "needs PostgreSQL"}
 """The same for parametrized fixtures whose slow case picks its fixture at run time."""
 
 
+@functools.cache
+def _starts_servers(func: Callable[..., object]) -> bool:
+    try:
+        return SLOW_CODE.search(inspect.getsource(func)) is not None
+    except (OSError, TypeError):  # no source (a builtin fixture)
+        return False
+
+
+def _slow_reason(item: pytest.Item) -> str | None:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    for name, why in SLOW_FIXTURES.items():
+        if name in fixtures:
+            return why
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for (name, value), why in SLOW_PARAMS.items():
+        if params.get(name) == value:
+            return why
+    info = getattr(item, "_fixtureinfo", None)
+    defs = [d for ds in (info.name2fixturedefs.values() if info else ()) for d in ds]
+    funcs = [getattr(item, "function", None), *(d.func for d in defs)]
+    if any(f is not None and _starts_servers(f) for f in funcs):
+        return "end to end: starts a Responsa server or a process"
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` what the unit tier leaves out; explicit
+    ``@pytest.mark.slow`` covers the rest (timers, mypy, MCP stdio processes)."""
     for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        reasons = [why for name, why in SLOW_FIXTURES.items() if name in fixtures]
-        reasons += [why for (name, value), why in SLOW_PARAMS.items() if params.get(name) == value]
-        if reasons:
-            item.add_marker(pytest.mark.slow(reason=reasons[0]))
+        if (why := _slow_reason(item)) is not None:
+            item.add_marker(pytest.mark.slow(reason=why))
 
 
 @pytest.fixture(scope="session")

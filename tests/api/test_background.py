@@ -202,7 +202,6 @@ def test_cancel_while_streaming_ends_the_stream(client: OpenAI) -> None:
 RESTARTABLE = {"RESPONSA_BACKGROUND_LEASE_S": "1", "RESPONSA_BACKGROUND_CONCURRENCY": "1"}
 
 
-@pytest.mark.slow
 def test_restart_recovers_background_responses(tmp_path: Path) -> None:
     db = tmp_path / "restart.db"
     with server_process(f"sqlite:///{db}", env=RESTARTABLE) as (proc, url):

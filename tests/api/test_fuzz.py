@@ -27,8 +27,6 @@ from responsa.config import load_settings
 from responsa.protocol.request import CreateResponse
 from tests.helpers import serve_in_thread
 
-pytestmark = pytest.mark.slow  # thousands of requests: the full suite's job, not the inner loop's
-
 BASE = {"model": "test/echo", "input": "hi"}
 NESTED = [{"type": "message", "role": "user", "content": [{"type": "input_image"}]}]
 HOSTILE: list[Any] = [None, 0, -1, 1e308, -1e308, 2**63, "x", "", [], {}, [1], [{}], {"type": 5}, True, False,

@@ -6,11 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 from responsa import __version__
-
-pytestmark = pytest.mark.slow  # each test runs the CLI as a process
 
 
 def test_version() -> None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-Json = dict[str, Any]
+from tests.fakes.base import FakeUpstream, Json
+
 Event = tuple[str, Json]
 
 MODELS = ["claude-sonnet-4-5", "claude-haiku-4-5"]
@@ -78,27 +78,19 @@ def _error(etype: str, message: str) -> Json:
     return {"type": "error", "error": {"type": etype, "message": message}, "request_id": "req_fake"}
 
 
-class FakeAnthropic:
+class FakeAnthropic(FakeUpstream):
+    MODELS = MODELS
+
     def __init__(self) -> None:
-        self.requests: list[Json] = []
-        self.headers: list[dict[str, str]] = []
+        super().__init__([Route("/v1/messages", self._messages, methods=["POST"])])
         self.overloaded_failures = 2
         self.url = ""  # set by whoever serves it
-        self.app = Starlette(routes=[Route("/v1/messages", self._messages, methods=["POST"]),
-                                     Route("/v1/models", self._models, methods=["GET"])])
 
-    @property
-    def last(self) -> Json:
-        return self.requests[-1]
-
-    async def _models(self, request: Request) -> Response:
-        return Response(orjson.dumps({"data": [{"type": "model", "id": m} for m in MODELS],
-                                      "has_more": False}), media_type="application/json")
+    def models_page(self) -> Json:
+        return {"data": [{"type": "model", "id": m} for m in MODELS], "has_more": False}
 
     async def _messages(self, request: Request) -> Response:
-        body: Json = orjson.loads(await request.body())
-        self.requests.append(body)
-        self.headers.append(dict(request.headers))
+        body = await self.record(request)
         text = _last_user_text(body)
         word = text.split(" ", 1)[0]
         if word == "overloaded" and self.overloaded_failures > 0:

@@ -21,73 +21,44 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections import Counter
+import sys
 from collections.abc import AsyncIterator
-from typing import Any
+from pathlib import Path
 
 import orjson
 import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from responsa.providers.test import example_of
+if __package__ in (None, ""):  # run as a script (benchmarks/overhead.py): make `tests.fakes` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-Json = dict[str, Any]
+from responsa.providers.test import example_of
+from tests.fakes.base import FakeUpstream, Json, json_response, openai_error, text_of
+
 MODELS = ["fake-model", "fake-model-mini"]
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return " ".join(p.get("text", "") for p in content or () if isinstance(p, dict))
+class FakeChat(FakeUpstream):
+    MODELS = MODELS
 
-
-def _json(status: int, payload: Json) -> Response:
-    return Response(orjson.dumps(payload), status, media_type="application/json")
-
-
-def _error(status: int, message: str, etype: str, param: str | None = None,
-           code: str | None = None) -> Response:
-    return _json(status, {"error": {"message": message, "type": etype, "param": param, "code": code}})
-
-
-class FakeChat:
     def __init__(self) -> None:
-        self.requests: list[Json] = []
-        self.seen: Counter[str] = Counter()
-        self.app = Starlette(routes=[
-            Route("/v1/chat/completions", self._completions, methods=["POST"]),
-            Route("/v1/models", self._models),
-        ])
-
-    @property
-    def last(self) -> Json:
-        return self.requests[-1]
-
-    def reset(self) -> None:
-        self.requests.clear()
-        self.seen.clear()
-
-    async def _models(self, request: Request) -> Response:
-        return _json(200, {"object": "list", "data": [
-            {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in MODELS]})
+        super().__init__([Route("/v1/chat/completions", self._completions, methods=["POST"])])
 
     async def _completions(self, request: Request) -> Response:
-        body = orjson.loads(await request.body())
-        self.requests.append(body)
+        body = await self.record(request)
         users = [m for m in body.get("messages", []) if m.get("role") == "user"]
-        text = _text_of(users[-1]["content"]) if users else ""
+        text = text_of(users[-1]["content"]) if users else ""
         self.seen[text] += 1
         if text == "fail":
-            return _error(500, "fake upstream failure", "server_error")
+            return openai_error(500, "fake upstream failure", "server_error")
         if text == "fail-once" and self.seen[text] == 1:
-            return _error(503, "fake upstream overloaded", "server_error")
+            return openai_error(503, "fake upstream overloaded", "server_error")
         if text == "rate-limit":
-            return _error(429, "Rate limit reached for fake-model", "requests", code="rate_limit_exceeded")
+            return openai_error(429, "Rate limit reached for fake-model", "requests", code="rate_limit_exceeded")
         if text == "bad-request":
-            return _error(400, "Invalid value for 'messages': fake bad request.", "invalid_request_error",
+            return openai_error(400, "Invalid value for 'messages': fake bad request.", "invalid_request_error",
                           param="messages", code="invalid_value")
         if text == "slow":
             await asyncio.sleep(2)
@@ -95,7 +66,7 @@ class FakeChat:
         if body.get("stream"):
             stream = self._sse(script, body, cut=text == "cut")
             return StreamingResponse(stream, media_type="text/event-stream")
-        return _json(200, _completion(script, body))
+        return json_response(200, _completion(script, body))
 
     async def _sse(self, script: _Script, body: Json, *, cut: bool) -> AsyncIterator[bytes]:
         for i, chunk in enumerate(script.chunks(body)):
@@ -116,7 +87,7 @@ class _Script:
         self.calls: list[tuple[str, str, list[str]]] = []  # (id, name, argument pieces)
         self.finish = "stop"
         self.single_index = False
-        self.prompt_tokens = sum(len(_text_of(m.get("content")).split()) for m in body.get("messages", []))
+        self.prompt_tokens = sum(len(text_of(m.get("content")).split()) for m in body.get("messages", []))
 
     def _chunk(self, delta: Json, *, finish: str | None = None, logprobs: Json | None = None) -> Json:
         return {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": self.model,
@@ -173,7 +144,7 @@ def _script(text: str, body: Json) -> _Script:
         for m in reversed(messages):
             if m.get("role") != "tool":
                 break
-            results.insert(0, _text_of(m.get("content")))
+            results.insert(0, text_of(m.get("content")))
         s.text = ["Tool results: ", " | ".join(results)]
     elif text.startswith("json") and schema is not None:
         answer = orjson.dumps(example_of(schema)).decode()

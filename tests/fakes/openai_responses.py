@@ -13,67 +13,35 @@ schema); an input that ends in function_call_output items answers
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from responsa.providers.test import example_of
+from tests.fakes.base import FakeUpstream, Json, openai_error, text_of
 
-Json = dict[str, Any]
 MODELS = ["gpt-fake", "o-fake"]
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return " ".join(p.get("text", "") for p in content or () if isinstance(p, dict))
+class FakeResponses(FakeUpstream):
+    MODELS = MODELS
 
-
-def _error(status: int, message: str, etype: str, param: str | None = None) -> Response:
-    payload = {"error": {"message": message, "type": etype, "param": param, "code": None}}
-    return Response(orjson.dumps(payload), status, media_type="application/json")
-
-
-class FakeResponses:
     def __init__(self) -> None:
-        self.requests: list[Json] = []
-        self.headers: list[dict[str, str]] = []
-        self.seen: Counter[str] = Counter()
-        self.app = Starlette(routes=[
-            Route("/v1/responses", self._responses, methods=["POST"]),
-            Route("/v1/models", self._models),
-        ])
-
-    @property
-    def last(self) -> Json:
-        return self.requests[-1]
-
-    def reset(self) -> None:
-        self.requests.clear()
-        self.headers.clear()
-        self.seen.clear()
-
-    async def _models(self, request: Request) -> Response:
-        data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in MODELS]
-        return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
+        super().__init__([Route("/v1/responses", self._responses, methods=["POST"])])
 
     async def _responses(self, request: Request) -> Response:
-        body = orjson.loads(await request.body())
-        self.requests.append(body)
-        self.headers.append(dict(request.headers))
+        body = await self.record(request)
         users = [i for i in body.get("input", []) if i.get("type") == "message" and i.get("role") == "user"]
-        text = _text_of(users[-1]["content"]) if users else ""
+        text = text_of(users[-1]["content"]) if users else ""
         self.seen[text] += 1
         if text == "fail" or (text == "fail-once" and self.seen[text] == 1):
-            return _error(500, "fake upstream failure", "server_error")
+            return openai_error(500, "fake upstream failure", "server_error")
         if text == "bad-request":
-            return _error(400, "Invalid 'input[0]': fake bad request.", "invalid_request_error", "input")
+            return openai_error(400, "Invalid 'input[0]': fake bad request.", "invalid_request_error", "input")
         return StreamingResponse(_Stream(body).sse(text), media_type="text/event-stream")
 
 
@@ -168,7 +136,7 @@ class _Stream:
             if item.get("type") != "function_call_output":
                 break
             output = item.get("output")
-            outputs.insert(0, output if isinstance(output, str) else _text_of(output))
+            outputs.insert(0, output if isinstance(output, str) else text_of(output))
         return outputs
 
     async def sse(self, text: str) -> AsyncIterator[bytes]:

@@ -22,6 +22,7 @@ from responsa.providers.base import (
 )
 from responsa.providers.registry import Registry
 from tests.fakes.anthropic import MODELS, SIGNATURE, FakeAnthropic
+from tests.providers.support import collect, text_of
 
 PNG = "data:image/png;base64,iVBORw0KGgo="
 PDF = "data:application/pdf;base64,JVBERi0xLjQ="
@@ -53,14 +54,6 @@ def user(text: str) -> dict[str, Any]:
 
 def req(*items: dict[str, Any], **kw: Any) -> ModelRequest:
     return ModelRequest(model="claude-sonnet-4-5", items=list(items), **kw)
-
-
-async def collect(p: AnthropicProvider, r: ModelRequest) -> list[ModelEvent]:
-    return [ev async for ev in p.stream(r)]
-
-
-def text_of(events: list[ModelEvent]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
 
 
 async def test_text_streaming(provider: AnthropicProvider, fake: FakeAnthropic) -> None:

@@ -28,6 +28,7 @@ from responsa.providers.base import (
 )
 from tests.fakes.openai_chat import MODELS, FakeChat
 from tests.helpers import free_port, wait_healthy
+from tests.providers.support import collect, text_of, user_request
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "openai_chat.py"
 WEATHER = {"type": "function", "name": "get_weather", "description": "Weather for a city",
@@ -36,16 +37,7 @@ TIME = {"type": "function", "name": "get_time", "parameters": {"type": "object",
 
 
 def user(text: str, **fields: Any) -> ModelRequest:
-    return ModelRequest(model="fake-model", items=[{"type": "message", "role": "user", "content": text}],
-                        **fields)
-
-
-async def collect(provider: Provider, req: ModelRequest) -> list[ModelEvent]:
-    return [ev async for ev in provider.stream(req)]
-
-
-def text_of(events: list[ModelEvent]) -> str:
-    return "".join(ev.text for ev in events if isinstance(ev, TextDelta))
+    return user_request("fake-model", text, **fields)
 
 
 async def test_text_stream_ends_with_usage_then_one_finish(chat: Provider, chat_fake: FakeChat) -> None:
@@ -272,7 +264,6 @@ def test_capabilities_from_config(chat_fake_server: tuple[FakeChat, str],
         make_provider("chat-completions", chat_fake_server[1], capabilities={"telepathy": True})
 
 
-@pytest.mark.slow
 async def test_fake_runs_standalone_for_benchmarks(make_provider: Callable[..., Provider]) -> None:
     """As benchmarks/overhead.py runs it: a script, with only the repository root on PYTHONPATH."""
     port = free_port()

@@ -60,7 +60,7 @@ TARGETS = [
     Target("native/gpt-fake", wire="responses"),
     Target("claude/claude-sonnet-4-5", wire="anthropic"),
     Target("test/echo"),
-    pytest.param(Target("local/smollm2", scripted=False, vision=False), marks=pytest.mark.slow),
+    Target("local/smollm2", scripted=False, vision=False),
 ]
 
 

@@ -17,7 +17,6 @@ import pytest
 from responsa.config import ProviderConfig
 from responsa.providers.base import (
     Finish,
-    ModelEvent,
     ModelRequest,
     Provider,
     ProviderError,
@@ -28,6 +27,7 @@ from responsa.providers.base import (
 )
 from responsa.providers.local import LocalProvider, chat_body
 from responsa.providers.registry import _FACTORIES
+from tests.providers.support import collect, text_of
 
 QUESTION = [{"type": "message", "role": "user", "content": "What is the capital of France?"}]
 WEATHER_TOOL = {
@@ -50,14 +50,6 @@ def req(**kw: object) -> ModelRequest:
     return ModelRequest(**{"model": "smollm2", "items": QUESTION, "max_output_tokens": 48, **kw})  # type: ignore[arg-type]
 
 
-async def collect(provider: LocalProvider, request: ModelRequest) -> list[ModelEvent]:
-    return [e async for e in provider.stream(request)]
-
-
-def text(events: list[ModelEvent]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
 def test_registered_and_conforms() -> None:
     provider = _FACTORIES["local"](ProviderConfig(name="local", kind="local"))
     assert isinstance(provider, Provider)
@@ -67,7 +59,7 @@ def test_registered_and_conforms() -> None:
 
 async def test_plain_answer(local: LocalProvider) -> None:
     events = await collect(local, req())
-    assert text(events).strip()
+    assert text_of(events).strip()
     usage = next(e for e in events if isinstance(e, Usage))
     assert usage.input_tokens > 0 and usage.output_tokens > 0
     assert isinstance(events[-1], Finish)
@@ -91,7 +83,7 @@ async def test_json_schema_output_validates(local: LocalProvider) -> None:
     # Bounded integer: unbounded ones let a 135M model emit digits until max tokens.
     events = await collect(local, req(text_format=fmt, max_output_tokens=200))
     assert events[-1] == Finish("stop")
-    jsonschema.validate(json.loads(text(events)), schema)
+    jsonschema.validate(json.loads(text_of(events)), schema)
 
 
 @pytest.mark.parametrize("choice", ["required", {"type": "function", "name": "get_weather"}, "auto"])
@@ -101,7 +93,7 @@ async def test_tool_calls_are_valid_function_calls(local: LocalProvider, choice:
                                       max_output_tokens=120))
     starts = [e for e in events if isinstance(e, ToolCallStart)]
     if choice == "auto" and not starts:  # the model may answer in text instead
-        assert text(events) and not text(events).startswith("<")
+        assert text_of(events) and not text_of(events).startswith("<")
         return
     assert starts and not any(isinstance(e, TextDelta) for e in events)
     for start in starts:
@@ -144,7 +136,7 @@ async def test_concurrent_requests_both_complete(local: LocalProvider) -> None:
     a, b = await asyncio.gather(collect(local, req(max_output_tokens=16)),
                                 collect(local, req(max_output_tokens=16)))
     assert isinstance(a[-1], Finish) and isinstance(b[-1], Finish)
-    assert text(a) and text(b)
+    assert text_of(a) and text_of(b)
 
 
 async def test_errors_are_provider_errors(local: LocalProvider) -> None:

@@ -21,22 +21,14 @@ from responsa.providers.base import (
 )
 from responsa.providers.openai_responses import make
 from tests.fakes.openai_responses import MODELS, FakeResponses
+from tests.providers.support import collect, text_of, user_request
 
 WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}},
            "strict": True}
 
 
 def user(text: str, **fields: Any) -> ModelRequest:
-    return ModelRequest(model="gpt-fake", items=[{"type": "message", "role": "user", "content": text}],
-                        **fields)
-
-
-async def collect(provider: Provider, req: ModelRequest) -> list[ModelEvent]:
-    return [ev async for ev in provider.stream(req)]
-
-
-def text_of(events: list[ModelEvent]) -> str:
-    return "".join(ev.text for ev in events if isinstance(ev, TextDelta))
+    return user_request("gpt-fake", text, **fields)
 
 
 async def test_text_stream_and_request_body(responses: Provider, responses_fake: FakeResponses) -> None:
