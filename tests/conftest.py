@@ -12,7 +12,6 @@ Redis, the embedded model, processes, long property-based runs.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import os
 import re
@@ -49,12 +48,39 @@ SLOW_PARAMS = {("store_url", "postgres"): "needs PostgreSQL"}
 """The same for parametrized fixtures whose slow case picks its fixture at run time."""
 
 
-@functools.cache
-def _starts_servers(func: Callable[..., object]) -> bool:
+def _starts_servers(func: Callable[..., object], seen: set[object] | None = None) -> bool:
+    """Whether ``func``'s code, or a test helper it calls (followed through
+    the functions of ``tests.*`` modules it names), matches ``SLOW_CODE``."""
+    if func in _VERDICTS:
+        return _VERDICTS[func]
+    seen = seen if seen is not None else set()
+    seen.add(func)
     try:
-        return SLOW_CODE.search(inspect.getsource(func)) is not None
+        verdict = SLOW_CODE.search(inspect.getsource(func)) is not None
     except (OSError, TypeError):  # no source (a builtin fixture)
-        return False
+        verdict = False
+    if not verdict:
+        verdict = any(_starts_servers(callee, seen) for callee in _helpers_called(func) if callee not in seen)
+    _VERDICTS[func] = verdict
+    return verdict
+
+
+_VERDICTS: dict[object, bool] = {}
+
+
+def _helpers_called(func: Callable[..., object]) -> list[Callable[..., object]]:
+    """The functions of the test tree that ``func`` (or a function nested in it) names."""
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return []
+    names: set[str] = set()
+    codes = [code]
+    while codes:
+        c = codes.pop()
+        names.update(c.co_names)
+        codes.extend(k for k in c.co_consts if inspect.iscode(k))
+    found = (getattr(func, "__globals__", {}).get(n) for n in names)
+    return [f for f in found if inspect.isfunction(f) and f.__module__.split(".")[0] == "tests"]
 
 
 def _slow_reason(item: pytest.Item) -> str | None:
@@ -80,6 +106,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if (why := _slow_reason(item)) is not None:
             item.add_marker(pytest.mark.slow(reason=why))
+
+
+UNIT_BUDGET_S = 1.0
+"""A test in the unit tier that takes longer than this is named at the end
+of a ``-m "not slow"`` run, so the tier stays a few seconds as tests are added."""
+_over_budget: list[tuple[float, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.duration > UNIT_BUDGET_S and "slow" not in report.keywords:
+        _over_budget.append((report.duration, f"{report.nodeid} ({report.when})"))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if "not slow" in (config.getoption("markexpr", "") or "") and _over_budget:
+        terminalreporter.section("unit tier over budget")
+        terminalreporter.write_line(f"Over {UNIT_BUDGET_S} s: mark them @pytest.mark.slow or make them fast.")
+        for duration, what in sorted(_over_budget, reverse=True):
+            terminalreporter.write_line(f"  {duration:.2f}s {what}")
 
 
 @pytest.fixture(scope="session")
