@@ -69,7 +69,8 @@ _VERDICTS: dict[object, bool] = {}
 
 
 def _helpers_called(func: Callable[..., object]) -> list[Callable[..., object]]:
-    """The functions of the test tree that ``func`` (or a function nested in it) names."""
+    """The functions of the test tree that ``func`` (or a function nested in
+    it) names, directly or in a module-level table (list, tuple, dict) of them."""
     code = getattr(func, "__code__", None)
     if code is None:
         return []
@@ -79,8 +80,15 @@ def _helpers_called(func: Callable[..., object]) -> list[Callable[..., object]]:
         c = codes.pop()
         names.update(c.co_names)
         codes.extend(k for k in c.co_consts if inspect.iscode(k))
-    found = (getattr(func, "__globals__", {}).get(n) for n in names)
-    return [f for f in found if inspect.isfunction(f) and f.__module__.split(".")[0] == "tests"]
+    found = [getattr(func, "__globals__", {}).get(n) for n in names]
+    for table in [v for v in found if isinstance(v, list | tuple | dict)]:  # dispatch tables of helpers
+        rows = table.values() if isinstance(table, dict) else table
+        found += [x for row in rows for x in (row if isinstance(row, tuple | list) else (row,))]
+    funcs = [inspect.unwrap(f) for f in found if inspect.isfunction(f)]  # through @contextmanager & co
+    return [f for f in funcs if f.__code__.co_filename.startswith(_TESTS)]
+
+
+_TESTS = str(Path(__file__).parent)
 
 
 def _slow_reason(item: pytest.Item) -> str | None:
