@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -331,6 +332,17 @@ def run_layout(block: Block, request: pytest.FixtureRequest) -> None:
     assert "src/responsa/" in block.code
 
 
+def run_test_tiers(block: Block, request: pytest.FixtureRequest) -> None:
+    """The inner-loop commands select tests and collect cleanly (running
+    them from inside the suite would recurse); the unit tier is not empty."""
+    for line in block.code.strip().splitlines():
+        cmd = shlex.split(line.split("#")[0])
+        assert cmd[:3] == [".venv/bin/python", "-m", "pytest"], line
+        out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-p", "no:cacheprovider", *cmd[3:]],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0 and re.search(r"\b[1-9]\d* (tests )?(collected|selected)", out.stdout), out.stdout
+
+
 RUNNERS: list[tuple[str, Callable[[Block], bool], Callable[[Block, pytest.FixtureRequest], None]]] = [
     ("two-commands", lambda b: b.lang == "bash" and b.code.startswith("make serve"), run_two_commands),
     ("curl", lambda b: b.lang == "bash" and b.code.startswith("curl"), run_curl),
@@ -347,6 +359,7 @@ RUNNERS: list[tuple[str, Callable[[Block], bool], Callable[[Block, pytest.Fixtur
     ("layout", lambda b: b.lang == "text" and "src/responsa/" in b.code, run_layout),
     ("traces", lambda b: b.lang == "bash" and "OTEL_EXPORTER_OTLP_ENDPOINT" in b.code, run_traces),
     ("keys", lambda b: b.lang == "bash" and "responsa keys create" in b.code, run_keys),
+    ("test-tiers", lambda b: b.lang == "bash" and "pytest -m" in b.code, run_test_tiers),
 ]
 
 
