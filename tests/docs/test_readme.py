@@ -19,10 +19,8 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,7 @@ import httpx
 import pytest
 from mcp.server.mcpserver import MCPServer
 
-from tests.helpers import serve_in_thread
+from tests.helpers import free_port, serve_in_thread, wait_healthy
 from tests.tools.support import TOKEN, require_bearer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,12 +45,6 @@ class Block:
 
 def blocks() -> list[Block]:
     return [Block(m.group(1), m.group(2)) for m in _FENCE.finditer(README.read_text())]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -71,17 +63,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _wait_health(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"server did not come up:\n{log.read_text()}")
+    wait_healthy(f"{url}/health", proc, 120, log)
 
 
 def _serve(args: list[str], cwd: Path, name: str, **env: str) -> Iterator[str]:

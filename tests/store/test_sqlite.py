@@ -4,6 +4,7 @@ hop to the store's thread."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
