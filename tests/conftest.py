@@ -32,10 +32,12 @@ from tests.helpers import serve_responsa as _serve_responsa
 os.environ.setdefault("RESPONSA_LOCAL_THREADS", "1")
 
 
-SLOW_CODE = re.compile(r"(create_app|serve_responsa|server_process)\b|\bsubprocess\.|\bPopen\(")
-"""A test is end to end (``slow``) when its body, or any fixture it uses,
-starts a Responsa server or a process. Read from the code itself, so a new
-test or fixture is classified without anyone remembering a decorator."""
+SLOW_CODE = re.compile(r"(create_app|serve_responsa|server_process)\b|\bsubprocess\.|\bPopen\(|"
+                       r"\bLocalProvider\(|\.gguf\b")
+"""A test is slow when its body, a fixture it uses or a test helper it calls
+starts a Responsa server or a process, or loads a model (the embedded one or
+a GGUF file). Read from the code itself, so a new test or fixture is
+classified without anyone remembering a decorator."""
 
 SLOW_FIXTURES = {
     "pg_url": "needs PostgreSQL",
@@ -84,6 +86,7 @@ def _helpers_called(func: Callable[..., object]) -> list[Callable[..., object]]:
     for table in [v for v in found if isinstance(v, list | tuple | dict)]:  # dispatch tables of helpers
         rows = table.values() if isinstance(table, dict) else table
         found += [x for row in rows for x in (row if isinstance(row, tuple | list) else (row,))]
+    found += [m for c in found if inspect.isclass(c) for m in vars(c).values()]  # a helper class's methods
     funcs = [inspect.unwrap(f) for f in found if inspect.isfunction(f)]  # through @contextmanager & co
     return [f for f in funcs if f.__code__.co_filename.startswith(_TESTS)]
 
