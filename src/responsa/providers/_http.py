@@ -230,8 +230,8 @@ async def _attempts(session: aiohttp.ClientSession, url: str, content: bytes, at
         await asyncio.sleep(delay)
 
 
-HTTP_OPTIONS = frozenset({"max_retries", "retry_backoff", "timeout", "connect_timeout", "max_connections",
-                          "headers", "capabilities", "model_capabilities"})
+HTTP_OPTIONS = frozenset({"max_retries", "retry_backoff", "timeout", "connect_timeout", "idle_timeout",
+                          "total_timeout", "max_connections", "headers", "capabilities", "model_capabilities"})
 """The options every HTTP provider reads (below); each kind adds its own."""
 
 
