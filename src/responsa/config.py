@@ -94,12 +94,39 @@ class ConfigError(ValueError):
     """The configuration file is invalid; the message names the key and table."""
 
 
-_STRUCTURED = {"aliases", "providers", "api_keys", "mcp_registry", "mcp_allow_private", "raw"}
-_SCALARS = tuple(f.name for f in fields(Settings) if f.name not in _STRUCTURED)
-"""Top-level keys copied as they are: every ``Settings`` field but the
-tables and lists read below, so a new setting is accepted in the file
-without being listed twice."""
-_TOP_LEVEL = {*_SCALARS, "aliases", "api_keys", "providers", "mcp"}
+_DERIVED = {"raw", "default_model_source"}
+_SCALARS = tuple(f.name for f in fields(Settings)
+                 if f.name not in _DERIVED and not str(f.type).startswith(("list[", "dict[")))
+"""Settings read as they are from the file's top level and from
+``RESPONSA_<NAME>``: every ``Settings`` field that is not a list, a table
+or derived (``_DERIVED``), so a new setting is one field, not three places
+to keep in step."""
+_LISTS = ("api_keys", "admin_keys")
+"""Top-level lists; from the environment, comma separated."""
+_TYPES = {f.name: str(f.type) for f in fields(Settings)}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _env_name(key: str) -> str:
+    return f"RESPONSA_{key.upper()}"
+
+
+def _from_env(key: str, value: str) -> Any:
+    """An environment variable's text as its field's type; a value that is
+    not one is an error naming the variable (not a traceback, not a guess)."""
+    kind = _TYPES[key].split(" |")[0]
+    try:
+        if kind == "bool":
+            word = value.strip().lower()
+            if word not in _TRUE + _FALSE:
+                raise ValueError(value)
+            return word in _TRUE
+        return {"int": int, "float": float}.get(kind, str)(value)
+    except ValueError:
+        raise ConfigError(f"{_env_name(key)}={value!r} is not a valid {kind}.") from None
+
+
+_TOP_LEVEL = {*_SCALARS, *_LISTS, "aliases", "providers", "mcp"}
 _MCP_KEYS = {"servers", "allow_private"}
 MCP_SERVER_KEYS = {"url", "transport", "command", "args", "env", "headers", "connection_name", "credential_header",
                    "credential_format", "credential_headers", "credential_env", "allowed_tools", "description",
@@ -187,8 +214,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         if "prompts_dir" in data:  # relative to the config file, like any path a config names
             s.prompts_dir = str(Path(path).parent / data["prompts_dir"])
         s.aliases.update(data.get("aliases", {}))
-        s.api_keys.extend(data.get("api_keys", []))
-        s.admin_keys.extend(data.get("admin_keys", []))
+        for key in _LISTS:
+            getattr(s, key).extend(data.get(key, []))
         for name, p in data.get("providers", {}).items():
             s.providers[name] = _provider(name, p, Path(path).parent)
         s.web_search = dict(data.get("web_search", {}))
@@ -196,40 +223,12 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         s.mcp_registry.update(mcp.get("servers", {}))
         s.mcp_allow_private.extend(mcp.get("allow_private", []))
     env = os.environ
-    if v := env.get("RESPONSA_HOST"):
-        s.host = v
-    if v := env.get("RESPONSA_PORT"):
-        s.port = int(v)
-    if v := env.get("RESPONSA_DATABASE_URL"):
-        s.database_url = v
-    if v := env.get("RESPONSA_REDIS_URL"):
-        s.redis_url = v
-    if v := env.get("RESPONSA_DEFAULT_MODEL"):
-        s.default_model = v
-    if v := env.get("RESPONSA_API_KEYS"):
-        s.api_keys.extend(k.strip() for k in v.split(",") if k.strip())
-    if v := env.get("RESPONSA_ADMIN_KEYS"):
-        s.admin_keys.extend(k.strip() for k in v.split(",") if k.strip())
-    if v := env.get("RESPONSA_SECRET_KEY"):
-        s.secret_key = v
-    if v := env.get("RESPONSA_PROMPTS_DIR"):
-        s.prompts_dir = v
-    if v := env.get("RESPONSA_LOG_LEVEL"):
-        s.log_level = v
-    if v := env.get("RESPONSA_BACKGROUND_LEASE_S"):
-        s.background_lease_s = float(v)
-    if v := env.get("RESPONSA_BACKGROUND_CONCURRENCY"):
-        s.background_concurrency = int(v)
-    if v := env.get("RESPONSA_HEADER_TIMEOUT_S"):
-        s.header_timeout_s = float(v)
-    if v := env.get("RESPONSA_MAX_HEADER_BYTES"):
-        s.max_header_bytes = int(v)
-    if v := env.get("RESPONSA_SHUTDOWN_TIMEOUT_S"):
-        s.shutdown_timeout_s = float(v)
-    if v := env.get("RESPONSA_ALLOW_OPEN_MODE"):
-        s.allow_open_mode = v.strip().lower() in ("1", "true", "yes", "on")
-    if v := env.get("RESPONSA_CONSOLE"):
-        s.console = v.strip().lower() not in ("0", "false", "no", "off")
+    for key in _SCALARS:
+        if v := env.get(_env_name(key)):
+            setattr(s, key, _from_env(key, v))
+    for key in _LISTS:
+        if v := env.get(_env_name(key)):
+            getattr(s, key).extend(k.strip() for k in v.split(",") if k.strip())
     if v := env.get("RESPONSA_MCP_ALLOW_PRIVATE"):
         s.mcp_allow_private.extend(h.strip() for h in v.split(",") if h.strip())
     for key, value in overrides.items():

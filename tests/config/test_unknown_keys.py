@@ -141,3 +141,28 @@ def test_serve_reports_the_key_without_a_traceback(tmp_path: Path, capsys: pytes
     assert main(["serve", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "Unknown key 'prot'" in err and "Did you mean 'port'?" in err and "Traceback" not in err
+
+
+def test_every_setting_reads_from_the_environment_with_its_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var, value in {"RESPONSA_PORT": "9001", "RESPONSA_MAX_BODY_BYTES": "5", "RESPONSA_CONSOLE": "off",
+                       "RESPONSA_ALLOW_OPEN_MODE": "yes", "RESPONSA_BACKGROUND_LEASE_S": "2.5",
+                       "RESPONSA_API_KEYS": "a, b", "RESPONSA_ADMIN_KEYS": "root"}.items():
+        monkeypatch.setenv(var, value)
+    s = load_settings()
+    assert (s.port, s.max_body_bytes, s.console, s.allow_open_mode, s.background_lease_s) == (9001, 5, False, True, 2.5)
+    assert s.api_keys == ["a", "b"] and s.admin_keys == ["root"]
+
+
+@pytest.mark.parametrize(("var", "value"), [("RESPONSA_PORT", "eighty"), ("RESPONSA_CONSOLE", "maybe"),
+                                            ("RESPONSA_HEADER_TIMEOUT_S", "10s")])
+def test_a_malformed_variable_is_named(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError, match=re.escape(f"{var}={value!r} is not a valid")):
+        load_settings()
+
+
+def test_lists_from_the_file_are_read_once(tmp_path: Path) -> None:
+    config = tmp_path / "responsa.toml"
+    config.write_text('api_keys = ["k1"]\nadmin_keys = ["a1"]\n')
+    s = load_settings(config)
+    assert s.api_keys == ["k1"] and s.admin_keys == ["a1"]

@@ -29,7 +29,7 @@ import httpx
 import pytest
 from mcp.server.mcpserver import MCPServer
 
-from tests.helpers import free_port, serve_in_thread, wait_healthy
+from tests.helpers import free_port, serve_in_thread, wait_healthy, wait_until
 from tests.tools.support import TOKEN, require_bearer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -265,10 +265,8 @@ def run_traces(block: Block, request: pytest.FixtureRequest) -> None:
             _wait_health(url, proc, log)
             r = httpx.post(f"{url}/v1/responses", json={"model": "test/echo", "input": "hi"}, timeout=30)
             assert r.status_code == 200, r.text
-            deadline = time.monotonic() + 30
-            while not any(b"invoke_agent responsa" in b and b"chat echo" in b"".join(received) for b in received):
-                assert time.monotonic() < deadline, f"no spans exported:\n{log.read_text()}"
-                time.sleep(0.05)
+            wait_until(lambda: any(b"invoke_agent responsa" in b and b"chat echo" in b"".join(received)
+                                   for b in received), 30, what=lambda: f"spans exported:\n{log.read_text()}")
         finally:
             proc.terminate()
             proc.wait(20)

@@ -15,10 +15,10 @@ from responsa import redact
 from responsa.api import (
     boundary,
     chat,
-    compact,
     console,
     conversations,
     disconnect,
+    dry_run,
     errors,
     health,
     messages,
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await ops.aclose()
 
     routes: list[BaseRoute] = [*health.routes, *usage.routes, *responses.routes, *chat.routes, *messages.routes,
-                               *compact.routes, *websocket.routes, *models.routes, *conversations.routes,
+                               *dry_run.routes, *websocket.routes, *models.routes, *conversations.routes,
                                *prompts.routes, *console.routes]
     routes.extend(openapi.routes_for(routes))  # /openapi.json and /docs, generated from the routes above
     return Starlette(

@@ -1,4 +1,5 @@
-"""Endpoints that take a would-be ``create`` body without running a model:
+"""Dry runs of ``create``: endpoints that take a would-be ``create`` body
+and assemble its context without running a model —
 ``POST /v1/responses/compact`` and ``POST /v1/responses/input_tokens``.
 
 Both assemble the context exactly as ``create`` would (``engine.context``:
