@@ -126,7 +126,11 @@ def _from_env(key: str, value: str) -> Any:
         raise ConfigError(f"{_env_name(key)}={value!r} is not a valid {kind}.") from None
 
 
-_TOP_LEVEL = {*_SCALARS, *_LISTS, "aliases", "providers", "mcp"}
+_TABLES = tuple(f.name for f in fields(Settings)
+                if str(f.type).startswith("dict[") and f.name not in _DERIVED and not f.name.startswith("mcp_"))
+"""Top-level tables (``[aliases]``, ``[providers.*]``, ``[web_search]``...): every table-typed field but
+``[mcp]``'s, which are read from the ``[mcp]`` table."""
+_TOP_LEVEL = {*_SCALARS, *_LISTS, *_TABLES, "mcp"}
 _MCP_KEYS = {"servers", "allow_private"}
 MCP_SERVER_KEYS = {"url", "transport", "command", "args", "env", "headers", "connection_name", "credential_header",
                    "credential_format", "credential_headers", "credential_env", "allowed_tools", "description",
