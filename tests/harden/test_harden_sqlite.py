@@ -32,6 +32,7 @@ def _response(i: int) -> dict[str, object]:
                         "status": "completed", "content": [{"type": "output_text", "text": text}]}]}
 
 
+@pytest.mark.slow
 async def test_wal_stays_bounded_under_load_with_readers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlite_store, "WAL_CAP_BYTES", CAP)
     monkeypatch.setattr(sqlite_store, "CHECKPOINT_S", 0.05)
