@@ -178,6 +178,41 @@ class Toolset(Protocol):
     async def aclose(self) -> None: ...
 
 
+class ClientToolset:
+    """A ``Toolset`` whose calls go back to the client (namespace, tool
+    search, shell, custom...): it only shows the model ``definitions`` and
+    routes the model's calls to item kinds. The server never runs its calls,
+    so ``execute`` and ``aclose`` have nothing to do, and ``prepare`` only
+    rewrites the context into ``model_view``. Subclasses fill ``_definitions``
+    and ``_routes`` and override ``model_view``."""
+
+    def __init__(self) -> None:
+        self._definitions: list[dict[str, Any]] = []
+        self._routes: dict[str, ToolRoute] = {}
+
+    async def prepare(self, emit: Emitter, context: list[Item]) -> AsyncIterator[Event]:
+        context[:] = self.model_view(context)
+        return
+        yield
+
+    def routes(self) -> Mapping[str, ToolRoute]:
+        return self._routes
+
+    def definitions(self) -> list[dict[str, Any]]:
+        return self._definitions
+
+    async def execute(self, calls: list[tuple[int, Item]], emit: Emitter) -> AsyncIterator[Event]:
+        """Never called: these calls are the client's to run."""
+        return
+        yield
+
+    def model_view(self, items: list[Item]) -> list[Item]:
+        return items
+
+    async def aclose(self) -> None:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class ToolRequest:
     """What ``ToolType.build`` gets: the request, its entries of this tool

@@ -25,7 +25,7 @@ entry from ``tool_type``.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +34,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from responsa.protocol.errors import invalid
 from responsa.protocol.ids import new_id
-from responsa.tools.base import Emitter, ItemKind, Normaliser, ToolRequest, ToolRoute, Toolset, ToolType
+from responsa.tools.base import ClientToolset, ItemKind, Normaliser, ToolRequest, ToolRoute, Toolset, ToolType
 
 Item = dict[str, Any]
 Event = dict[str, Any]
@@ -146,14 +146,13 @@ def model_view(specs: Mapping[str, ClientCall], items: list[Item]) -> list[Item]
     return out
 
 
-class ClientCallToolset:
+class ClientCallToolset(ClientToolset):
     """The tools of one client-executed type in one response: functions for
     the model, routes that turn calls to them back into native items."""
 
     def __init__(self, spec: ClientCall, entries: list[dict[str, Any]], taken: set[str]) -> None:
         self.spec = spec
-        self._definitions = []
-        self._routes: dict[str, ToolRoute] = {}
+        super().__init__()
         for entry in entries:
             fn = spec.function(entry)
             name = fn["name"]
@@ -166,27 +165,8 @@ class ClientCallToolset:
             self._routes[name] = ToolRoute(spec.kind, fields, decode=_bind(spec.decode, entry))
         self._specs = {spec.kind.type: spec, spec.output_type: spec}
 
-    async def prepare(self, emit: Emitter, context: list[Item]) -> AsyncIterator[Event]:
-        context[:] = model_view(self._specs, context)
-        return
-        yield
-
-    def routes(self) -> Mapping[str, ToolRoute]:
-        return self._routes
-
-    def definitions(self) -> list[dict[str, Any]]:
-        return self._definitions
-
-    async def execute(self, calls: list[tuple[int, Item]], emit: Emitter) -> AsyncIterator[Event]:
-        """Never called: these calls are the client's to run."""
-        return
-        yield
-
     def model_view(self, items: list[Item]) -> list[Item]:
         return model_view(self._specs, items)
-
-    async def aclose(self) -> None:
-        return None
 
 
 def _bind(decode: Callable[[dict[str, Any], str], dict[str, Any]], entry: dict[str, Any]) -> Callable[[str], Item]:

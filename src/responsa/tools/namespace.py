@@ -11,11 +11,10 @@ such calls again when they come back as history.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from responsa.protocol.errors import invalid
-from responsa.tools.base import Emitter, ItemKind, ToolRequest, ToolRoute, Toolset, ToolType
+from responsa.tools.base import ClientToolset, ItemKind, ToolRequest, ToolRoute, Toolset, ToolType
 from responsa.tools.client_calls import only_keys, tool_name
 from responsa.tools.custom import CUSTOM_TOOL_CALL
 from responsa.tools.custom import _decode as custom_decode
@@ -78,10 +77,9 @@ def _flatten(items: list[Item]) -> list[Item]:
     return out
 
 
-class NamespaceToolset:
+class NamespaceToolset(ClientToolset):
     def __init__(self, entries: list[dict[str, Any]], taken: set[str]) -> None:
-        self._definitions: list[dict[str, Any]] = []
-        self._routes: dict[str, ToolRoute] = {}
+        super().__init__()
         for entry in entries:
             for member in entry["tools"]:
                 name = flat_name(entry["name"], member["name"])
@@ -105,26 +103,8 @@ class NamespaceToolset:
                 self._routes[name] = ToolRoute(kind, {"name": member["name"], "namespace": entry["name"]},
                                                decode=decode)
 
-    async def prepare(self, emit: Emitter, context: list[Item]) -> AsyncIterator[dict[str, Any]]:
-        context[:] = _flatten(context)
-        return
-        yield
-
-    def routes(self) -> Mapping[str, ToolRoute]:
-        return self._routes
-
-    def definitions(self) -> list[dict[str, Any]]:
-        return self._definitions
-
-    async def execute(self, calls: list[tuple[int, Item]], emit: Emitter) -> AsyncIterator[dict[str, Any]]:
-        return
-        yield
-
     def model_view(self, items: list[Item]) -> list[Item]:
         return _flatten(items)
-
-    async def aclose(self) -> None:
-        return None
 
 
 def _custom(member: dict[str, Any]) -> Any:

@@ -16,14 +16,14 @@ runs only on an OpenAI Responses upstream, so elsewhere it is a 400.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 from openai.types.responses.response_input_item_param import ToolSearchCall
 
 from responsa.protocol.errors import invalid
 from responsa.protocol.ids import new_id
-from responsa.tools.base import Emitter, ItemKind, ToolRequest, ToolRoute, Toolset, ToolType
+from responsa.tools.base import ClientToolset, Emitter, ItemKind, ToolRequest, ToolRoute, Toolset, ToolType
 from responsa.tools.client_calls import arguments, dumps, only_keys, sdk_normaliser
 from responsa.tools.functions import FUNCTION_CALL
 from responsa.tools.namespace import flat_name
@@ -96,15 +96,16 @@ def model_view(items: list[Item]) -> list[Item]:
     return out
 
 
-class ToolSearchToolset:
+class ToolSearchToolset(ClientToolset):
     def __init__(self, entry: dict[str, Any], taken: set[str]) -> None:
         self.entry = entry
         self.taken = taken
-        self._definitions: list[dict[str, Any]] = [{
+        super().__init__()
+        self._definitions = [{
             "type": "function", "name": NAME, "strict": False,
             "description": entry.get("description") or "Search for more tools; found tools become callable.",
             "parameters": entry.get("parameters") or _DEFAULT_PARAMETERS}]
-        self._routes: dict[str, ToolRoute] = {NAME: ToolRoute(TOOL_SEARCH_CALL, {"execution": "client"},
+        self._routes = {NAME: ToolRoute(TOOL_SEARCH_CALL, {"execution": "client"},
                                                               decode=_decode)}
 
     def _offer(self, tools: list[Any]) -> None:
@@ -132,25 +133,11 @@ class ToolSearchToolset:
         for item in context:
             if item.get("type") == "tool_search_output":
                 self._offer(item.get("tools") or [])
-        context[:] = model_view(context)
-        return
-        yield
-
-    def routes(self) -> Mapping[str, ToolRoute]:
-        return self._routes
-
-    def definitions(self) -> list[dict[str, Any]]:
-        return self._definitions
-
-    async def execute(self, calls: list[tuple[int, Item]], emit: Emitter) -> AsyncIterator[dict[str, Any]]:
-        return
-        yield
+        async for ev in super().prepare(emit, context):
+            yield ev
 
     def model_view(self, items: list[Item]) -> list[Item]:
         return model_view(items)
-
-    async def aclose(self) -> None:
-        return None
 
 
 async def build(req: ToolRequest) -> Toolset | None:
