@@ -101,6 +101,36 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class OwnRedis:
+    """A redis-server of the test's own on a private port, for outage tests
+    that stop and start it (the machine's shared Redis is never touched)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.tmp = tmp
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _pong(self) -> bool:
+        return subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
+                              text=True).stdout.strip() == "PONG"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", str(self.tmp)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self._pong, 10, "own redis did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
 def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60,
                  log: Path | None = None) -> None:
     """Wait until ``url`` answers 200, failing early (with its log) if ``proc`` exits."""
