@@ -53,13 +53,7 @@ def _show(final: ResponseJson, chat: C.ChatRequest) -> Response:
 async def _chunks(head: list[Event], rest: AsyncIterator[Event], chat: C.ChatRequest) -> AsyncIterator[bytes]:
     encoder = C.ChunkEncoder(chat)
 
-    async def events() -> AsyncIterator[Event]:
-        for ev in head:
-            yield ev
-        async for ev in rest:
-            yield ev
-
-    async for ev in events():
+    async for ev in sse.prepend(head, rest):
         if ev["type"] == E.FAILED:
             error = failure(ev["response"])
             if error is not None:

@@ -39,13 +39,7 @@ async def _prepare(request: Request, count_only: bool = False) -> tuple[M.Messag
 async def _frames(head: list[Event], rest: AsyncIterator[Event]) -> AsyncIterator[bytes]:
     enc = M.StreamEncoder()
 
-    async def events() -> AsyncIterator[Event]:
-        for ev in head:
-            yield ev
-        async for ev in rest:
-            yield ev
-
-    async for ev in events():
+    async for ev in sse.prepend(head, rest):
         if ev["type"] == E.FAILED:
             error = failure(ev["response"])
             if error is not None:

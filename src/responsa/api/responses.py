@@ -29,12 +29,6 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-async def _prepend(first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
-    yield first
-    async for ev in rest:
-        yield ev
-
-
 def _stream(events: AsyncIterator[Event], include: Collection[str]) -> StreamingResponse:
     async def shown() -> AsyncIterator[Event]:
         async for ev in events:
@@ -91,7 +85,7 @@ async def create(request: Request) -> Response:
         if req.stream:
             return _stream(st.engine.events(tenant, earlier), include)
         return _show(earlier, include)
-    return _stream(_prepend(first, events), include)
+    return _stream(sse.prepend([first], events), include)
 
 
 async def _stored(request: Request) -> tuple[AppState, str, str, dict[str, Any]]:

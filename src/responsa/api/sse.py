@@ -5,7 +5,7 @@ event split across reads; LF line endings; the stream ends with
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import orjson
@@ -22,6 +22,16 @@ async def encode(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
     async for ev in events:
         yield frame(ev)
     yield DONE
+
+
+async def prepend(head: Iterable[dict[str, Any]],
+                  rest: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    """The events a route already pulled (to answer errors before the
+    stream starts) followed by the rest of the turn's stream."""
+    for ev in head:
+        yield ev
+    async for ev in rest:
+        yield ev
 
 
 HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
