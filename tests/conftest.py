@@ -43,6 +43,7 @@ SLOW_FIXTURES = {
     "pg_url": "needs PostgreSQL",
     "redis_url": "needs Redis",
     "local": "runs the embedded model",
+    "minilm": "runs the local embedding model",
 }
 """Fixtures that make a test slow by what they reach (directly or through another fixture)."""
 

@@ -21,6 +21,7 @@ FORBIDDEN = {
     "store": {"api", "engine", "tools", "providers", "fanout"},
     "fanout": {"api", "engine", "tools", "store", "providers"},
     "engine": {"api"},
+    "embeddings": {"api", "engine", "tools", "store", "fanout"},
 }
 """Layer -> packages it must not import (the layering in DESIGN.md)."""
 

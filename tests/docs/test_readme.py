@@ -214,6 +214,12 @@ def run_local_models(block: Block, request: pytest.FixtureRequest) -> None:
     assert body["max_output_tokens"] == 48 and body["temperature"] == 0.2
 
 
+def run_embeddings(block: Block, request: pytest.FixtureRequest) -> None:
+    url, cwd = request.getfixturevalue("readme_server"), request.getfixturevalue("workdir")
+    dims, para, other = _python(_ported(block.code, url), cwd).split()
+    assert dims == "384" and float(para) > 0.6 > 0.2 > float(other), (dims, para, other)
+
+
 def run_console_lists(block: Block, request: pytest.FixtureRequest) -> None:
     url, cwd = request.getfixturevalue("readme_server"), request.getfixturevalue("workdir")
     with httpx.Client(base_url=url, headers={"authorization": "Bearer anything"}) as c:
@@ -334,6 +340,7 @@ RUNNERS: list[tuple[str, Callable[[Block], bool], Callable[[Block, pytest.Fixtur
     ("config", lambda b: b.lang == "toml" and "[providers.vllm]" in b.code, run_config_and_mcp),
     ("mcp-client", lambda b: b.lang == "python" and "acme/tools" in b.code, run_mcp_client),
     ("local-models", lambda b: b.lang == "bash" and "local.toml" in b.code, run_local_models),
+    ("embeddings", lambda b: b.lang == "python" and "embeddings.create" in b.code, run_embeddings),
     ("console-lists", lambda b: b.lang == "bash" and "/v1/conversations?limit" in b.code, run_console_lists),
     ("codex-config", lambda b: b.lang == "toml" and "[model_providers.responsa]" in b.code, run_codex_config),
     ("layout", lambda b: b.lang == "text" and "src/responsa/" in b.code, run_layout),

@@ -36,6 +36,7 @@ if __package__ in (None, ""):  # run as a script (benchmarks/overhead.py): make 
 
 from responsa.providers.test import example_of
 from tests.fakes.base import FakeUpstream, Json, json_response, openai_error, text_of
+from tests.fakes.embeddings import embeddings_route
 
 MODELS = ["fake-model", "fake-model-mini"]
 
@@ -44,7 +45,7 @@ class FakeChat(FakeUpstream):
     MODELS = MODELS
 
     def __init__(self) -> None:
-        super().__init__([Route("/v1/chat/completions", self._completions, methods=["POST"])])
+        super().__init__([Route("/v1/chat/completions", self._completions, methods=["POST"]), embeddings_route(self)])
 
     async def _completions(self, request: Request) -> Response:
         body = await self.record(request)

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from responsa.providers.test import example_of
 from tests.fakes.base import FakeUpstream, Json, openai_error, text_of
+from tests.fakes.embeddings import embeddings_route
 
 MODELS = ["gpt-fake", "o-fake"]
 
@@ -31,7 +32,7 @@ class FakeResponses(FakeUpstream):
     MODELS = MODELS
 
     def __init__(self) -> None:
-        super().__init__([Route("/v1/responses", self._responses, methods=["POST"])])
+        super().__init__([Route("/v1/responses", self._responses, methods=["POST"]), embeddings_route(self)])
 
     async def _responses(self, request: Request) -> Response:
         body = await self.record(request)

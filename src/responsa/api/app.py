@@ -19,6 +19,7 @@ from responsa.api import (
     conversations,
     disconnect,
     dry_run,
+    embeddings,
     errors,
     health,
     messages,
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await ops.aclose()
 
     routes: list[BaseRoute] = [*health.routes, *usage.routes, *responses.routes, *chat.routes, *messages.routes,
+                               *embeddings.routes,
                                *dry_run.routes, *websocket.routes, *models.routes, *conversations.routes,
                                *prompts.routes, *console.routes]
     routes.extend(openapi.routes_for(routes))  # /openapi.json and /docs, generated from the routes above

@@ -20,6 +20,8 @@ from starlette.routing import Route
 
 from responsa.api.responses import json_response
 from responsa.api.state import state
+from responsa.embeddings import registry as embeddings
+from responsa.embeddings.local import MAX_TOKENS
 from responsa.protocol.errors import not_found
 from responsa.providers.base import Capabilities
 
@@ -41,8 +43,15 @@ async def _models(request: Request) -> list[dict[str, object]]:
     data: list[dict[str, object]] = [
         _model(f"{name}/{model}", name, _capabilities(st.registry.get(name).capabilities(model)))
         for name, models in zip(names, found, strict=True) for model in models]
+    data += [_model(name, "local", _EMBEDDING_CAPABILITIES) for name in embeddings.LOCAL]
     data += [_model(alias, "alias", None) for alias in st.settings.aliases]
     return data
+
+
+_EMBEDDING_CAPABILITIES: dict[str, object] = {
+    "text": True, "streaming": False, "tools": False, "vision": False, "structured_output": False,
+    "thinking": False, "input_token_limit": MAX_TOKENS, "embeddings": True}
+"""The embedding models that ship with Responsa (``POST /v1/embeddings`` only)."""
 
 
 def _capabilities(caps: Capabilities) -> dict[str, object]:

@@ -123,6 +123,20 @@ _MESSAGES_REQUEST = {"type": "object", "required": ["model", "messages"], "descr
 _MESSAGE = {"type": "object", "required": ["id", "type", "role", "content", "stop_reason", "usage"], "properties": {
     "id": _STR, "type": {"const": "message"}, "role": {"const": "assistant"}, "model": _STR,
     "content": {"type": "array"}, "stop_reason": {"type": ["string", "null"]}, "usage": {"type": "object"}}}
+_TOKENS = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}
+_EMBEDDING_REQUEST = {"type": "object", "required": ["model", "input"], "additionalProperties": False, "properties": {
+    "model": {"type": "string", "minLength": 1, "description": "local/all-minilm-l6-v2, or provider/model of an "
+                                                               "upstream with an embeddings endpoint"},
+    "input": {"anyOf": [{"type": "string", "minLength": 1},
+                        {"type": "array", "minItems": 1, "maxItems": 2048, "items": {"type": "string", "minLength": 1}},
+                        _TOKENS, {"type": "array", "minItems": 1, "maxItems": 2048, "items": _TOKENS}]},
+    "encoding_format": {"enum": ["float", "base64"]}, "dimensions": {"type": "integer", "minimum": 1},
+    "user": _STR}}
+_EMBEDDING_LIST = _obj(["object", "data", "model", "usage"], object={"const": "list"}, model=_STR, data={
+    "type": "array", "items": _obj(["object", "index", "embedding"], object={"const": "embedding"}, index=_INT,
+                                   embedding={"anyOf": [{"type": "array", "items": {"type": "number"}},
+                                                        {"type": "string", "description": "base64 float32 LE"}]})},
+    usage=_obj(["prompt_tokens", "total_tokens"], prompt_tokens=_INT, total_tokens=_INT))
 _HTML = {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}
 
 
@@ -177,6 +191,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                                           body=ref("CompactRequest")),
     ("POST", "/v1/responses/input_tokens"): Op("Count the input tokens of a request", ref("InputTokens"),
                                                body=ref("CompactRequest")),
+    ("POST", "/v1/embeddings"): Op("Create embeddings (OpenAI's endpoint): one vector per input",
+                                   _EMBEDDING_LIST, body=_EMBEDDING_REQUEST),
     ("GET", "/v1/models"): Op("List models (provider/model)", ref("ModelList")),
     ("GET", "/v1/models/{model}"): Op("Retrieve a model", ref("Model")),
     ("GET", "/v1/responses"): Op("List stored responses, newest first (the console reads it)",

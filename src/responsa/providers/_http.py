@@ -241,6 +241,8 @@ class HTTPProvider:
 
     default_base_url: ClassVar[str | None] = None
     default_capabilities: ClassVar[Capabilities] = Capabilities()
+    embeddings_path: ClassVar[str | None] = None
+    """Where the upstream serves OpenAI's ``POST /embeddings`` (``None``: it does not)."""
     name: str
 
     def __init__(self, cfg: ProviderConfig) -> None:
@@ -316,6 +318,41 @@ class HTTPProvider:
     def _stream_json(self, path: str, body: dict[str, Any]) -> AsyncIterator[Any]:
         return stream_json(self.session, self._url(path), body, attempts=self._attempts, backoff=self._backoff,
                            total_timeout=self._total_timeout, idle_timeout=self._idle_timeout)
+
+    async def post_json(self, path: str, body: dict[str, Any]) -> Any:
+        """POST ``body``, return the decoded JSON answer (a non-streamed call,
+        e.g. embeddings). Retried like a stream before its first event
+        (refused connections, 5xx, a 429 with a short ``Retry-After``);
+        bounded by ``total_timeout``; errors mapped by ``upstream_error``."""
+        content = orjson.dumps(body)
+        url = self._url(path)
+        try:
+            async with asyncio.timeout(self._total_timeout if math.isfinite(self._total_timeout) else None):
+                for attempt in range(self._attempts):
+                    delay = self._backoff * 2**attempt
+                    try:
+                        async with self.session.post(url, data=content,
+                                                     headers={"content-type": "application/json"}) as resp:
+                            raw = await resp.read()
+                            if resp.status < 400:
+                                try:
+                                    return orjson.loads(raw)
+                                except orjson.JSONDecodeError:
+                                    raise ProviderError(f"The upstream sent invalid JSON: {raw[:200]!r}") from None
+                            error = upstream_error(resp.status, raw)
+                            retry = resp.status >= 500
+                            if resp.status == 429:
+                                wait = _retry_after(resp)
+                                retry, delay = wait <= _MAX_RETRY_AFTER, max(delay, wait)
+                    except aiohttp.ClientError as exc:
+                        error = ProviderError(f"Cannot reach the upstream: {exc}", code="upstream_unavailable")
+                        retry = isinstance(exc, _RETRY_TRANSPORT)
+                    if not retry or attempt == self._attempts - 1:
+                        raise error
+                    await asyncio.sleep(delay)
+        except TimeoutError:
+            raise ProviderError("The upstream timed out.", status=504, code="upstream_timeout") from None
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -54,6 +54,7 @@ def make(cfg: ProviderConfig) -> Provider:
 
 
 class ChatCompletionsProvider(HTTPProvider):
+    embeddings_path = "embeddings"
     default_capabilities = Capabilities(reasoning=True, logprobs=True)
 
     async def stream(self, req: ModelRequest) -> AsyncIterator[ModelEvent]:

@@ -57,6 +57,7 @@ def make(cfg: ProviderConfig) -> Provider:
 
 
 class OpenAIResponsesProvider(HTTPProvider):
+    embeddings_path = "embeddings"
     default_base_url = "https://api.openai.com/v1"
     default_capabilities = Capabilities(reasoning=True, logprobs=True, responses_native=True)
 
