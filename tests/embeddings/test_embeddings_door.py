@@ -221,4 +221,8 @@ def test_keys_are_enforced(serve_responsa: Serve, tmp_path: Path) -> None:
         with pytest.raises(openai.AuthenticationError):
             denied.embeddings.create(model=LOCAL, input="hi")
         allowed = OpenAI(base_url=f"{url}/v1", api_key="sk-a", max_retries=0, timeout=120)
-        assert len(allowed.embeddings.create(model=LOCAL, input="hi").data[0].embedding) == 384
+        resp = allowed.embeddings.create(model=LOCAL, input=["hi", "there"])
+        assert len(resp.data[0].embedding) == 384
+        usage = httpx.get(f"{url}/v1/usage", headers={"authorization": "Bearer sk-a"}).json()
+        (row,) = [r for r in usage["data"] if r["model"] == LOCAL]
+        assert (row["requests"], row["input_tokens"], row["output_tokens"]) == (1, resp.usage.prompt_tokens, 0)

@@ -136,9 +136,14 @@ class LocalEmbedder:
             raise invalid(f"{self._name} makes {self._dims}-dimensional vectors and cannot shorten them "
                           f"(it is not a Matryoshka model): leave 'dimensions' out or set it to {self._dims}.",
                           "dimensions")
-        return await self._run(self._create, request.inputs)
+        stop = threading.Event()
+        try:
+            return await self._run(self._create, request.inputs, stop)
+        except asyncio.CancelledError:  # the client went away: the batches not yet run are skipped
+            stop.set()
+            raise
 
-    def _create(self, inputs: list[str] | list[list[int]]) -> Embedded:
+    def _create(self, inputs: list[str] | list[list[int]], stop: threading.Event) -> Embedded:
         encodings = self._tok().encode_batch(openai_tokens.texts(inputs))
         ids = [e.ids for e in encodings]
         for i, one in enumerate(ids):
@@ -150,12 +155,12 @@ class LocalEmbedder:
         if total > MAX_REQUEST_TOKENS:
             raise invalid(f"The inputs have {total} tokens in all; a request may have at most {MAX_REQUEST_TOKENS}: "
                           "send them in several requests.", "input", "max_tokens_per_request")
-        return Embedded(vectors=self._forward(ids), prompt_tokens=total)
+        return Embedded(vectors=self._forward(ids, stop), prompt_tokens=total)
 
     def _vectors(self, texts: list[str]) -> Vectors:
         return self._forward([e.ids for e in self._tok().encode_batch(texts)])
 
-    def _forward(self, ids: list[list[int]]) -> Vectors:
+    def _forward(self, ids: list[list[int]], stop: threading.Event | None = None) -> Vectors:
         """Unit vectors of token id lists, in order; longer than the model
         takes keeps the first tokens (and the closing ``[SEP]``)."""
         session = self._sess()
@@ -163,6 +168,8 @@ class LocalEmbedder:
         out = np.empty((len(cut), self._dims), dtype=np.float32)
         order = sorted(range(len(cut)), key=lambda i: len(cut[i]))
         for start in range(0, len(order), BATCH):
+            if stop is not None and stop.is_set():
+                raise asyncio.CancelledError
             rows = order[start:start + BATCH]
             width = max(len(cut[i]) for i in rows)
             tokens = np.zeros((len(rows), width), dtype=np.int64)
