@@ -26,12 +26,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from responsa.embeddings import openai_tokens
-from responsa.protocol.embeddings import MAX_REQUEST_TOKENS, Embedded, EmbeddingRequest, Vectors
+from responsa.protocol.embeddings import MAX_REQUEST_TOKENS, Embedded, EmbeddingRequest
+
+if TYPE_CHECKING:
+    from responsa.protocol.embeddings import Vectors
 from responsa.protocol.errors import ServerError, invalid
 
 MODEL = "local/all-minilm-l6-v2"
@@ -163,6 +164,8 @@ class LocalEmbedder:
     def _forward(self, ids: list[list[int]], stop: threading.Event | None = None) -> Vectors:
         """Unit vectors of token id lists, in order; longer than the model
         takes keeps the first tokens (and the closing ``[SEP]``)."""
+        import numpy as np
+
         session = self._sess()
         cut = [one if len(one) <= self._max_tokens else [*one[:self._max_tokens - 1], _SEP] for one in ids]
         out = np.empty((len(cut), self._dims), dtype=np.float32)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from responsa.embeddings import openai_tokens
-from responsa.protocol.embeddings import Embedded, EmbeddingRequest, Vectors
+from responsa.protocol.embeddings import Embedded, EmbeddingRequest
+
+if TYPE_CHECKING:
+    from responsa.protocol.embeddings import Vectors
 from responsa.providers.base import ProviderError
 
 
@@ -34,12 +35,16 @@ def _bad(why: str) -> ProviderError:
 
 
 def _vector(value: Any) -> Any:
+    import numpy as np
+
     if isinstance(value, str):  # a server that answers base64 whatever was asked
         return np.frombuffer(base64.b64decode(value), dtype="<f4")
     return value
 
 
 def _vectors(payload: Any, count: int) -> Vectors:
+    import numpy as np
+
     data = payload.get("data") if isinstance(payload, dict) else None
     if not isinstance(data, list) or len(data) != count:
         raise _bad(f"expected {count} embeddings in 'data'")

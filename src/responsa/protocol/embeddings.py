@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Literal
 
 from responsa.protocol.errors import invalid
+
+if TYPE_CHECKING:  # numpy is imported by the embedders when they run, not by a server starting
+    import numpy as np
+    import numpy.typing as npt
+
+    Vectors = npt.NDArray[np.float32]
+    """One row per input, float32 (what ``base64`` encodes and what a vector store keeps)."""
 
 MAX_INPUTS = 2048
 """Inputs per request (OpenAI's limit)."""
@@ -29,8 +33,6 @@ MAX_REQUEST_TOKENS = 300_000
 """Tokens summed over a request's inputs (OpenAI's limit)."""
 _KEYS = frozenset({"input", "model", "encoding_format", "dimensions", "user"})
 
-Vectors = npt.NDArray[np.float32]
-"""One row per input, float32 (what ``base64`` encodes and what a vector store keeps)."""
 
 
 @dataclass(frozen=True, slots=True)
