@@ -1,10 +1,11 @@
 """SQLite-only behaviour: checkpoints happen off the request path, the
-durability mode is chosen by the database URL, and every store method is one
-hop to the store's thread."""
+durability mode is chosen by the database URL, every store method is one
+hop to the store's thread, and writes queued together share one commit."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,11 @@ import pytest
 
 from responsa.store import open_store, sql
 from responsa.store.driver import Conn
+from responsa.protocol.ids import new_id
+from responsa.store.base import IdempotencyConflict
 from responsa.store.sqlite import CHECKPOINT_S, SQLiteStore
 from tests.helpers import async_wait_until
-from tests.store.test_store_contract import T1, create, message
+from tests.store.test_store_contract import T1, T2, create, message, response
 
 
 @pytest.mark.slow  # waits for the checkpointer's timer (CHECKPOINT_S)
@@ -92,3 +95,70 @@ async def test_an_operation_may_await_only_its_connection(tmp_path: Path) -> Non
         assert await store.driver.read(lambda db: db.fetchval(sql.GET_SECRET, "stray")) is None
     finally:
         await store.close()
+
+
+async def _queued_behind_a_busy_thread(store: SQLiteStore, calls: list[Any]) -> list[Any]:
+    """Run ``calls`` (coroutines) while the store's thread is held busy, so
+    they are all queued when it wakes: one batch, deterministically."""
+    hold = threading.Event()
+    busy = asyncio.ensure_future(store.driver.call(lambda _db: hold.wait(10)))
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    await asyncio.sleep(0)  # every task has queued its call
+    hold.set()
+    await busy
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_writes_queued_together_share_one_commit(tmp_path: Path) -> None:
+    """Group commit: concurrent responses are committed together (one
+    transaction), and each caller returns with its own write durable."""
+    store = open_store(f"sqlite:///{tmp_path / 'g.db'}")
+    assert isinstance(store, SQLiteStore)
+    await store.open()
+    try:
+        resps = [response(status="completed", output=[message(f"out{i}", "assistant")]) for i in range(20)]
+        before = store.driver.commits
+        results = await _queued_behind_a_busy_thread(
+            store, [store.record_response(T1, r, {"model": "m"}, [message(f"in{i}")]) for i, r in enumerate(resps)])
+        assert results == [None] * 20
+        assert store.driver.commits - before == 1
+        for r in resps:
+            assert await store.get_response(T1, r["id"]) == r
+    finally:
+        await store.close()
+    reopened = open_store(f"sqlite:///{tmp_path / 'g.db'}")
+    await reopened.open()
+    try:
+        assert all([await reopened.get_response(T1, r["id"]) == r for r in resps])
+    finally:
+        await reopened.close()
+
+
+async def test_a_failing_write_fails_alone_in_its_batch(tmp_path: Path) -> None:
+    """One caller's error inside a group (a reused idempotency key) rolls the
+    group back and re-runs its writes one by one: only that caller fails."""
+    store = open_store(f"sqlite:///{tmp_path / 'f.db'}")
+    assert isinstance(store, SQLiteStore)
+    await store.open()
+    try:
+        first = await create(store, T1, key="k1")
+        rivals = [response() for _ in range(5)]
+        calls = [store.create_response(T1, r, {"model": "m"}, [message("x")], idempotency_key=key)
+                 for r, key in zip(rivals, ["a", "b", "k1", "c", "k1"], strict=True)]
+        calls.append(store.create_response(T2, response(), {"model": "m"}, [message("x")], idempotency_key="k1"))
+        results = await _queued_behind_a_busy_thread(store, calls)
+        assert [type(r).__name__ for r in results] == ["NoneType", "NoneType", "IdempotencyConflict", "NoneType",
+                                                       "IdempotencyConflict", "NoneType"]
+        assert all(isinstance(r, IdempotencyConflict) and r.response_id == first["id"] for r in results[2::2])
+        for r, ok in zip(rivals, [True, True, False, True, False], strict=True):
+            assert (await store.get_response(T1, r["id"]) is not None) == ok
+    finally:
+        await store.close()
+
+
+def test_ids_sort_in_creation_order() -> None:
+    """New rows of id-keyed indexes land on their last page (fewer pages per
+    commit), because ids created later sort later; still 48 hex digits."""
+    ids = [new_id("resp") for _ in range(200)]
+    assert ids == sorted(ids) and len(set(ids)) == 200
+    assert all(len(i) == len("resp_") + 48 and int(i[5:], 16) >= 0 for i in ids)

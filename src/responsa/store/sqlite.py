@@ -1,11 +1,12 @@
-"""SQLite driver: one file, WAL, one connection owned by one thread.
+"""SQLite driver: one file, WAL, one connection owned by one dedicated thread.
 
-Every store method is ONE hop to that thread, where its whole operation
-(``operations.py``; a read, or a ``BEGIN IMMEDIATE`` ... ``COMMIT``
-transaction) runs as plain ``sqlite3`` calls: the operation's coroutine is
-stepped there, and this driver's ``Conn`` never suspends. One thread
-serialises writes (SQLite allows a single writer anyway), keeps the event
-loop free, and costs one thread switch per method instead of one per statement.
+Every store method is ONE call queued to that thread, where its whole
+operation (``operations.py``; a read, or a write run inside a ``BEGIN
+IMMEDIATE`` ... ``COMMIT`` transaction) runs as plain ``sqlite3`` calls: the
+operation's coroutine is stepped there, and this driver's ``Conn`` never
+suspends. One thread serialises writes (SQLite allows a single writer
+anyway) and keeps the event loop free; writes queued together share one
+transaction and one commit (group commit, ``SQLiteDriver``).
 
 Durability: ``synchronous=NORMAL`` (the default) makes every commit survive
 a crash or ``kill -9`` of the server process; an OS crash or power loss may
@@ -37,8 +38,11 @@ and ``/health`` says so.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -100,7 +104,60 @@ def _complete(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("a store operation awaited something other than its connection")
 
 
+class _Job:
+    """One store call waiting for the store's thread, and where its result goes."""
+
+    __slots__ = ("fn", "future", "loop", "op", "outcome")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, op: Op[Any] | None = None,
+                 fn: Callable[[], Any] | None = None) -> None:
+        self.op = op
+        """A write: run inside a transaction."""
+        self.fn = fn
+        """Anything else (a read, opening, closing): run as it is."""
+        self.loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+        self.outcome: tuple[bool, Any] = (False, None)
+        """``(True, result)`` or ``(False, exception)``."""
+
+
+_STOP = object()
+BATCH_MAX = 256
+"""Most calls taken as one batch (a bound on one group commit's latency)."""
+
+
+def _deliver(jobs: list[_Job]) -> None:
+    """On the event loop: hand every finished call its result (skipping
+    callers that stopped waiting)."""
+    for job in jobs:
+        if not job.future.done():
+            ok, value = job.outcome
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
+
+
+def _attempt(fn: Callable[[], Any]) -> tuple[bool, Any]:
+    try:
+        return True, fn()
+    except BaseException as exc:  # handed to its caller, whatever it is
+        return False, exc
+
+
 class SQLiteDriver:
+    """The connection lives on one dedicated thread that takes calls off a
+    queue. Whatever is queued when it wakes is one batch: its reads run
+    first, then ALL its writes run in ONE transaction with one commit (group
+    commit), and the callers of a batch are woken with one hand-off to the
+    event loop. Under concurrency many responses so share one commit (a few
+    WAL pages and ``write()`` calls each instead of a whole commit); alone, a
+    write is its own transaction as before. A caller returns only once the
+    commit holding its write is done (durable as ``synchronous`` says).
+    A write that fails inside a batch rolls the batch back, and the batch's
+    writes are run again one transaction each, so one caller's error (a
+    duplicate idempotency key) never touches another caller's write."""
+
     dialect = DIALECT
 
     def __init__(self, path: str, *, synchronous: Literal["normal", "full"] = "normal") -> None:
@@ -108,23 +165,34 @@ class SQLiteDriver:
         self.synchronous = synchronous
         self._db: Db | None = None
         self._conn: _Conn | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="responsa-sqlite")
+        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self.supervisor = Supervisor()
         self.truncations = 0
         """TRUNCATE checkpoints run because the WAL passed ``WAL_CAP_BYTES``."""
         self.checkpoints = 0
         """PASSIVE checkpoint passes of the background checkpointer."""
-        """TRUNCATE checkpoints run because the WAL passed ``WAL_CAP_BYTES``."""
+        self.commits = 0
+        """Transactions committed (a group commit counts once)."""
+
+    def _submit(self, job: _Job) -> asyncio.Future[Any]:
+        if self._thread is None:
+            raise RuntimeError("store is not open")
+        self._queue.put(job)
+        return job.future
 
     async def read(self, op: Op[T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._run, op, False)
+        result: T = await self._submit(_Job(asyncio.get_running_loop(), fn=functools.partial(self._run, op, False)))
+        return result
 
     async def write(self, op: Op[T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._run, op, True)
+        result: T = await self._submit(_Job(asyncio.get_running_loop(), op=op))
+        return result
 
     async def call(self, fn: Callable[[Db], T]) -> T:
         """``fn(connection)`` on the store's thread (tests, diagnostics)."""
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._call, fn)
+        result: T = await self._submit(_Job(asyncio.get_running_loop(), fn=functools.partial(self._call, fn)))
+        return result
 
     def _call(self, fn: Callable[[Db], T]) -> T:
         if self._db is None:
@@ -132,6 +200,7 @@ class SQLiteDriver:
         return fn(self._db)
 
     def _run(self, op: Op[T], transaction: bool) -> T:
+        """``op`` alone: as it is (a read) or as its own transaction."""
         db, conn = self._db, self._conn
         if db is None or conn is None:
             raise RuntimeError("store is not open")
@@ -146,7 +215,65 @@ class SQLiteDriver:
                 raise DuplicateKey(str(exc)) from exc
             raise
         db.execute("COMMIT")
+        self.commits += 1
         return result
+
+    # -- on the store's thread -------------------------------------------------
+
+    def _serve(self) -> None:
+        """Take batches off the queue until told to stop."""
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < BATCH_MAX:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            jobs = [job for job in batch if isinstance(job, _Job)]
+            self._batch(jobs)
+            by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+            for job in jobs:
+                by_loop.setdefault(job.loop, []).append(job)
+            for loop, done in by_loop.items():
+                try:
+                    loop.call_soon_threadsafe(_deliver, done)
+                except RuntimeError:  # that loop is closed: nobody is waiting any more
+                    pass
+            if _STOP in batch:
+                return
+
+    def _batch(self, jobs: list[_Job]) -> None:
+        writes: list[tuple[_Job, Op[Any]]] = []
+        for job in jobs:
+            if job.op is not None:
+                writes.append((job, job.op))
+            elif job.fn is not None:
+                job.outcome = _attempt(job.fn)
+        if len(writes) > 1 and self._group(writes):
+            return
+        for job, op in writes:  # alone, or again one by one after a write failed in the group
+            job.outcome = _attempt(functools.partial(self._run, op, True))
+
+    def _group(self, writes: list[tuple[_Job, Op[Any]]]) -> bool:
+        """Every write in one transaction; ``False`` (all rolled back, no
+        outcome set) if any of them failed."""
+        db, conn = self._db, self._conn
+        if db is None or conn is None:
+            return False
+        results = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for _job, op in writes:
+                results.append(_complete(op(conn)))
+            db.execute("COMMIT")
+        except Exception:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            return False
+        self.commits += 1
+        for (job, _op), result in zip(writes, results, strict=True):
+            job.outcome = (True, result)
+        return True
 
     def _open(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
@@ -159,23 +286,40 @@ class SQLiteDriver:
             db.execute(f"PRAGMA journal_size_limit={WAL_CAP_BYTES}")
         self._db, self._conn = db, _Conn(db)
 
+    def _shut(self) -> None:
+        if self._db is not None:
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
+            self._db = self._conn = None
+
+    # -- life cycle --------------------------------------------------------------
+
     async def open(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._open)
+        self._thread = threading.Thread(target=self._serve, name="responsa-sqlite", daemon=True)
+        self._thread.start()
+        try:
+            await self._submit(_Job(asyncio.get_running_loop(), fn=self._open))
+        except BaseException:
+            await self._stop_thread()
+            raise
         if self.path != ":memory:":
             self.supervisor.spawn("sqlite-checkpoints", lambda: _checkpoint_loop(self))
 
     async def close(self) -> None:
         await self.supervisor.stop()
+        if self._thread is None:
+            return
+        try:
+            await self._submit(_Job(asyncio.get_running_loop(), fn=self._shut))
+        finally:
+            await self._stop_thread()
 
-        def shut() -> None:
-            if self._db is not None:
-                if self.path != ":memory:":
-                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                self._db.close()
-                self._db = self._conn = None
-
-        await asyncio.get_running_loop().run_in_executor(self._thread, shut)
-        self._thread.shutdown(wait=True)
+    async def _stop_thread(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(_STOP)
+            await asyncio.get_running_loop().run_in_executor(None, thread.join)
 
 
 class SQLiteStore(SQLStore):
