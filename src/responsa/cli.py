@@ -84,7 +84,7 @@ def _startup_report(settings: Settings, registry: Registry, config: str | None) 
 
 def _serve(args: argparse.Namespace) -> int:
 
-    from responsa import serving
+    from responsa import serving, workers
     from responsa.api.app import create_app
     from responsa.config import load_settings
     from responsa.observability import logs
@@ -93,7 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "database_url": args.database_url,
                                    "log_level": args.log_level, "default_model": args.model,
                                    "allow_open_mode": args.allow_open_mode or None,
-                                   "shutdown_timeout_s": args.shutdown_timeout}.items()
+                                   "shutdown_timeout_s": args.shutdown_timeout, "workers": args.workers}.items()
                  if v is not None}
     config = args.config or os.environ.get("RESPONSA_CONFIG")
     if config and not Path(config).is_file():
@@ -112,7 +112,8 @@ def _serve(args: argparse.Namespace) -> int:
                    access=args.access_log)
     try:
         serving.check_open_mode(settings)
-    except serving.OpenModeRefused as exc:
+        workers.check(settings.workers, settings.redis_url)
+    except (serving.OpenModeRefused, workers.WorkersRefused) as exc:
         print(exc.code, file=sys.stderr)
         return 2
     registry = Registry(settings)
@@ -282,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="json lines, or text; auto (default): text on a terminal, else json")
     serve.add_argument("--allow-open-mode", action="store_true",
                        help="serve a non-loopback address without API keys (all key-less callers share one tenant)")
+    serve.add_argument("--workers", type=int,
+                       help="server processes sharing the port (SO_REUSEPORT; more than 1 needs redis_url)")
     serve.add_argument("--shutdown-timeout", type=float,
                        help="seconds requests in flight get after SIGTERM before they are cancelled (default 10)")
     chat = sub.add_parser("chat", help="talk to a server from the terminal (one line, one turn)")

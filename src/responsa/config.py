@@ -75,6 +75,9 @@ class Settings:
     shutdown_timeout_s: float = 10.0
     """On SIGTERM, requests in flight get this long before they are cancelled
     (streams recorded as failed) and the process exits."""
+    workers: int = 1
+    """Server processes on one port (``responsa serve --workers N``, ``responsa.workers``);
+    more than one needs ``redis_url``, which they share live state through."""
     allow_open_mode: bool = False
     """Serve a non-loopback address without ``api_keys`` (every key-less
     caller then shares the ``anonymous`` tenant); refused unless set."""

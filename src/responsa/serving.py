@@ -33,6 +33,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from responsa import workers
 from responsa.config import Settings
 from responsa.protocol.errors import ResponsaError, error_body
 
@@ -195,14 +196,20 @@ def check_open_mode(settings: Settings) -> None:
 
 
 def run(app: Any, settings: Settings, *, access_log: bool) -> None:
+    """uvicorn with this server's guards; ``settings.workers`` processes on the port (``responsa.workers``)."""
     import uvicorn
 
     check_open_mode(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                access_log=access_log, http=protocol_class(settings),
-                log_config=None,  # keep the handlers `responsa serve` set up (observability.logs)
-                timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_timeout_s)),
-                h11_max_incomplete_event_size=settings.max_header_bytes)
+    options: dict[str, Any] = dict(
+        host=settings.host, port=settings.port, log_level=settings.log_level.lower(), access_log=access_log,
+        http=protocol_class(settings),
+        log_config=None,  # keep the handlers `responsa serve` set up (observability.logs)
+        timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_timeout_s)),
+        h11_max_incomplete_event_size=settings.max_header_bytes)
+    if settings.workers > 1:
+        workers.run(uvicorn.Config(app, **options), settings.workers, settings.host, settings.port)
+    else:
+        uvicorn.run(app, **options)
 
 
 __all__ = ["GuardedHttpToolsProtocol", "OpenModeRefused", "check_open_mode", "error_bytes", "is_loopback",

@@ -296,6 +296,30 @@ def run_keys(block: Block, request: pytest.FixtureRequest) -> None:
         gen.close()
 
 
+def run_workers(block: Block, request: pytest.FixtureRequest) -> None:
+    """The server line as printed (its own port, database and Redis: the
+    machine's); the curl line, run until both workers have answered it."""
+    serve, probe = [line for line in block.code.strip().splitlines()]
+    env_part, _, command = serve.partition(" responsa serve ")
+    name, _, redis_url = env_part.partition("=")
+    cwd = request.getfixturevalue("workdir")
+    args = shlex.split(command.rstrip("& "))
+    gen = _serve([*args, "--database-url", f"sqlite:///{cwd}/workers.db"], cwd, "workers", **{name: redis_url})
+    url = next(gen)
+    try:
+        pids: set[int] = set()
+
+        def both() -> bool:
+            answer = json.loads(_bash(_ported(probe.split("#")[0], url), cwd))
+            assert answer["status"] == "ok"
+            pids.add(answer["pid"])
+            return len(pids) == 2
+
+        wait_until(both, 120, what="/healthz answered by both workers")
+    finally:
+        gen.close()
+
+
 def run_codex_config(block: Block, request: pytest.FixtureRequest) -> None:
     """The Codex provider is the one tests/agents/test_codex.py runs the real
     Codex CLI with (that test installs Codex from npm; too slow for here)."""
@@ -346,6 +370,7 @@ RUNNERS: list[tuple[str, Callable[[Block], bool], Callable[[Block, pytest.Fixtur
     ("layout", lambda b: b.lang == "text" and "src/responsa/" in b.code, run_layout),
     ("traces", lambda b: b.lang == "bash" and "OTEL_EXPORTER_OTLP_ENDPOINT" in b.code, run_traces),
     ("keys", lambda b: b.lang == "bash" and "responsa keys create" in b.code, run_keys),
+    ("workers", lambda b: b.lang == "bash" and "--workers" in b.code, run_workers),
     ("test-tiers", lambda b: b.lang == "bash" and "pytest -m" in b.code, run_test_tiers),
 ]
 

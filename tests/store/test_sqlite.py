@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from responsa.store import open_store, sql
-from responsa.store.driver import Conn
 from responsa.protocol.ids import new_id
+from responsa.store import open_store, sql
 from responsa.store.base import IdempotencyConflict
+from responsa.store.driver import Conn
 from responsa.store.sqlite import CHECKPOINT_S, SQLiteStore
 from tests.helpers import async_wait_until
 from tests.store.test_store_contract import T1, T2, create, message, response

@@ -8,6 +8,7 @@ URL or a secret."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable
 from typing import Any
@@ -26,7 +27,8 @@ CHECK_TIMEOUT_S = 2.0
 
 
 async def healthz(request: Request) -> Response:
-    return json_response({"status": "ok", "version": __version__})
+    """Also the process id: which worker of ``serve --workers N`` answered."""
+    return json_response({"status": "ok", "version": __version__, "pid": os.getpid()})
 
 
 async def health(request: Request) -> Response:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import secrets
 import time
 
-
 _last = 0
 
 

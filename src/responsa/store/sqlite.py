@@ -38,6 +38,7 @@ and ``/health`` says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import queue
@@ -235,10 +236,8 @@ class SQLiteDriver:
             for job in jobs:
                 by_loop.setdefault(job.loop, []).append(job)
             for loop, done in by_loop.items():
-                try:
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting any more
                     loop.call_soon_threadsafe(_deliver, done)
-                except RuntimeError:  # that loop is closed: nobody is waiting any more
-                    pass
             if _STOP in batch:
                 return
 
