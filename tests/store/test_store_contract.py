@@ -458,3 +458,29 @@ async def test_expired_queued_job_is_claimed_once(store: Store) -> None:
     assert all(j[1] != job["id"] for j in await store.expired_jobs(now, 100))
     assert await store.append_events(T1, job["id"], winner, [ev(0)]) is True
     assert await store.claim_job(T2, job["id"], "thief", now + 100, now + 130) is False
+
+
+async def test_record_response_writes_the_response_and_its_items_at_once(store: Store) -> None:
+    """The non-streamed write (one statement on PostgreSQL, one transaction on
+    SQLite): the response, its input and output items, readable every way;
+    a taken id or a NUL id is refused alike and leaves nothing behind."""
+    inputs = [message("q1"), message("q2")]
+    first = response(status="completed", output=[message("a1", "assistant")])
+    await store.record_response(T1, first, {"model": "m", "input": "q"}, inputs)
+    assert await store.get_response(T1, first["id"]) == first
+    assert await store.get_request(T1, first["id"]) == {"model": "m", "input": "q"}
+    second = response(status="completed", previous=first["id"], output=[message("a2", "assistant"),
+                                                                         message("a3", "assistant")])
+    await store.record_response(T1, second, {"model": "m"}, [])
+    assert texts(await store.load_context(T1, second["id"]) or []) == ["q1", "q2", "a1", "a2", "a3"]
+    page = await store.list_input_items(T1, first["id"], after=None, before=None, limit=10, order="asc")
+    assert page is not None and texts(page.data) == ["q1", "q2"]
+    out = second["output"][1]
+    assert await store.get_items(T1, [out["id"], inputs[0]["id"]]) == {out["id"]: out, inputs[0]["id"]: inputs[0]}
+    assert await store.get_items(T2, [out["id"]]) == {}
+    with pytest.raises(DuplicateKey):
+        await store.record_response(T1, {**first, "output": []}, {"model": "m"}, [message("again")])
+    with pytest.raises(UnstorableText):
+        await store.record_response(T1, response(status="completed"), {"model": "m"},
+                                    [message("x", item_id="msg_\x00")])
+    assert texts(await store.load_context(T1, first["id"]) or []) == ["q1", "q2", "a1"]

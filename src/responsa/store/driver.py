@@ -49,6 +49,10 @@ class Dialect:
     # Run first in each migration's transaction, so replicas starting
     # together migrate one after the other (``None``: the write lock does it).
     migration_lock: str | None
+    # Array parameters (``unnest``): a response and all its items written by
+    # ONE statement, one round trip to a database server
+    # (``sql.RECORD_RESPONSE_ARRAYS``); without them, one statement per table.
+    arrays: bool = False
 
 
 class Conn(Protocol):
@@ -89,4 +93,10 @@ class Driver(Protocol):
         """``op`` as one transaction, committed (durably, as the driver's
         docstring says) before this returns; rolled back if it raises.
         A unique-constraint violation surfaces as ``DuplicateKey``."""
+        ...
+
+    async def write_statement(self, query: str, *params: Any) -> int:
+        """One statement, atomic on its own, committed like ``write`` before
+        this returns, without a transaction around it (no ``BEGIN``/``COMMIT``
+        round trips on PostgreSQL); the number of rows it changed."""
         ...

@@ -114,6 +114,13 @@ class SQLStore:
 
     async def record_response(self, tenant: str, response: dict[str, Any], request: dict[str, Any],
                               input_items: list[Item], conversation_items: list[Item] | None = None) -> None:
+        if self.driver.dialect.arrays and not (conversation_items and response.get("conversation_id")):
+            # The common case on PostgreSQL: one statement, one round trip.
+            await self.driver.write_statement(
+                sql.RECORD_RESPONSE_ARRAYS, *sql.response_row(tenant, response, request, None),
+                *sql.item_arrays(("input", input_items), ("output", response["output"])))
+            return
+
         async def txn(db: Conn) -> None:
             await db.execute(sql.INSERT_RESPONSE, *sql.response_row(tenant, response, request, None))
             await _store_output(db, tenant, response, conversation_items, None, input_items)

@@ -29,7 +29,7 @@ T = TypeVar("T")
 # One lock per schema, so replicas that start together migrate one after
 # the other while unrelated schemas (tests, tenants' own deployments) don't wait.
 DIALECT = Dialect("postgresql", skip_locked=True, migration_lock=(
-    "SELECT pg_advisory_xact_lock(hashtext('responsa.migrations.' || current_schema()))"))
+    "SELECT pg_advisory_xact_lock(hashtext('responsa.migrations.' || current_schema()))"), arrays=True)
 
 
 @functools.lru_cache(maxsize=512)
@@ -112,6 +112,15 @@ class PostgresDriver:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 return await op(_Conn(conn))
+        except asyncpg.UniqueViolationError as exc:
+            raise DuplicateKey(str(exc)) from exc
+        except asyncpg.CharacterNotInRepertoireError:
+            raise UnstorableText from None
+
+
+    async def write_statement(self, query: str, *params: Any) -> int:
+        try:
+            return _count(await self.pool.execute(pg(query), *params))
         except asyncpg.UniqueViolationError as exc:
             raise DuplicateKey(str(exc)) from exc
         except asyncpg.CharacterNotInRepertoireError:

@@ -73,6 +73,34 @@ def response_row(tenant: str, response: dict[str, Any], request: dict[str, Any],
             bool(response.get("background")), idempotency_key, dumps(request), dumps(response))
 
 
+# A finished response and its items in ONE statement (databases with array
+# parameters, ``Dialect.arrays``): the CTE's INSERT runs to completion
+# whatever reads it, and the items' foreign key is checked at the end of
+# the statement, when the response row exists. Parameters: ``response_row``
+# then ``item_arrays``.
+RECORD_RESPONSE_ARRAYS = f"""
+WITH r AS ({INSERT_RESPONSE} RETURNING tenant, id)
+INSERT INTO items (response_id, tenant, role, position, id, item)
+SELECT r.id, r.tenant, x.role, x.position, x.id, x.item
+FROM r, unnest(?::text[], ?::int[], ?::text[], ?::text[]) AS x (role, position, id, item)
+"""
+
+
+def item_arrays(*groups: tuple[str, list[dict[str, Any]]]) -> tuple[list[Any], ...]:
+    """``(roles, positions, ids, items)`` columns of ``(role, items)`` groups, for ``RECORD_RESPONSE_ARRAYS``."""
+    roles: list[str] = []
+    positions: list[int] = []
+    ids: list[str] = []
+    payloads: list[str] = []
+    for role, items in groups:
+        for i, it in enumerate(items):
+            roles.append(role)
+            positions.append(i)
+            ids.append(it.get("id", ""))
+            payloads.append(dumps(it))
+    return roles, positions, ids, payloads
+
+
 def item_rows(tenant: str, response_id: str, role: str, items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [(response_id, tenant, role, i, it.get("id", ""), dumps(it)) for i, it in enumerate(items)]
 

@@ -190,6 +190,9 @@ class SQLiteDriver:
         result: T = await self._submit(_Job(asyncio.get_running_loop(), op=op))
         return result
 
+    async def write_statement(self, query: str, *params: Any) -> int:
+        return await self.write(lambda db: db.execute(query, *params))
+
     async def call(self, fn: Callable[[Db], T]) -> T:
         """``fn(connection)`` on the store's thread (tests, diagnostics)."""
         result: T = await self._submit(_Job(asyncio.get_running_loop(), fn=functools.partial(self._call, fn)))
