@@ -162,3 +162,31 @@ def test_ids_sort_in_creation_order() -> None:
     ids = [new_id("resp") for _ in range(200)]
     assert ids == sorted(ids) and len(set(ids)) == 200
     assert all(len(i) == len("resp_") + 48 and int(i[5:], 16) >= 0 for i in ids)
+
+
+async def test_a_batch_runs_in_queue_order(tmp_path: Path) -> None:
+    """A read queued after writes sees them, and closing the store after
+    writes were queued lets them commit first (a batch is not reordered)."""
+    store = open_store(f"sqlite:///{tmp_path / 'q.db'}")
+    assert isinstance(store, SQLiteStore)
+    await store.open()
+    resps = [response(status="completed") for _ in range(5)]
+    *_, seen = await _queued_behind_a_busy_thread(
+        store, [*(store.record_response(T1, r, {"model": "m"}, []) for r in resps),
+                store.get_response(T1, resps[0]["id"])])
+    assert seen == resps[0]
+    late = [response(status="completed") for _ in range(5)]
+    hold = threading.Event()
+    busy = asyncio.ensure_future(store.driver.call(lambda _db: hold.wait(10)))
+    writes = [asyncio.ensure_future(store.record_response(T1, r, {"model": "m"}, [])) for r in late]
+    await asyncio.sleep(0)
+    closing = asyncio.ensure_future(store.close())
+    await asyncio.sleep(0)
+    hold.set()
+    await asyncio.gather(busy, *writes, closing)
+    reopened = open_store(f"sqlite:///{tmp_path / 'q.db'}")
+    await reopened.open()
+    try:
+        assert [await reopened.get_response(T1, r["id"]) for r in late] == late
+    finally:
+        await reopened.close()

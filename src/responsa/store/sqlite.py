@@ -148,10 +148,10 @@ def _attempt(fn: Callable[[], Any]) -> tuple[bool, Any]:
 
 class SQLiteDriver:
     """The connection lives on one dedicated thread that takes calls off a
-    queue. Whatever is queued when it wakes is one batch: its reads run
-    first, then ALL its writes run in ONE transaction with one commit (group
-    commit), and the callers of a batch are woken with one hand-off to the
-    event loop. Under concurrency many responses so share one commit (a few
+    queue. Whatever is queued when it wakes is one batch, run in queue
+    order, where consecutive writes run in ONE transaction with one commit
+    (group commit); the callers of a batch are woken with one hand-off to
+    the event loop. Under concurrency many responses so share one commit (a few
     WAL pages and ``write()`` calls each instead of a whole commit); alone, a
     write is its own transaction as before. A caller returns only once the
     commit holding its write is done (durable as ``synchronous`` says).
@@ -245,12 +245,19 @@ class SQLiteDriver:
                 return
 
     def _batch(self, jobs: list[_Job]) -> None:
+        """In queue order; each run of consecutive writes is one group."""
         writes: list[tuple[_Job, Op[Any]]] = []
         for job in jobs:
             if job.op is not None:
                 writes.append((job, job.op))
-            elif job.fn is not None:
+                continue
+            self._commit(writes)
+            writes = []
+            if job.fn is not None:
                 job.outcome = _attempt(job.fn)
+        self._commit(writes)
+
+    def _commit(self, writes: list[tuple[_Job, Op[Any]]]) -> None:
         if len(writes) > 1 and self._group(writes):
             return
         for job, op in writes:  # alone, or again one by one after a write failed in the group
