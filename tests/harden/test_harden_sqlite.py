@@ -6,7 +6,6 @@ exhausted) is restarted and shows in ``/health`` instead of dying silently."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 import time
 import uuid
@@ -18,6 +17,7 @@ import pytest
 from responsa.api.app import create_app
 from responsa.config import load_settings
 from responsa.store import sqlite as sqlite_store
+from responsa.store import sqlite_lib
 from responsa.store.sqlite import SQLiteStore
 from tests.helpers import serve_in_thread
 
@@ -43,7 +43,7 @@ async def test_wal_stays_bounded_under_load_with_readers(tmp_path: Path, monkeyp
 
     def reader() -> None:
         """Back-to-back read transactions from another connection (another replica, a backup, a console)."""
-        db = sqlite3.connect(path, isolation_level=None, timeout=5)
+        db = sqlite_lib.connect(path, isolation_level=None, timeout=5)
         while not stop.is_set():
             db.execute("BEGIN")
             db.execute("SELECT COUNT(*), MAX(created_at) FROM responses").fetchone()
@@ -90,10 +90,10 @@ async def test_failed_checkpointer_is_restarted(tmp_path: Path, monkeypatch: pyt
     real = sqlite_store._checkpoint_connect
     failures = [0]
 
-    def flaky(path: str) -> sqlite3.Connection:
+    def flaky(path: str) -> sqlite_lib.Connection:
         if failures[0] < 2:
             failures[0] += 1
-            raise sqlite3.OperationalError("unable to open database file")  # what EMFILE looks like here
+            raise sqlite_lib.OperationalError("unable to open database file")  # what EMFILE looks like here
         return real(path)
 
     monkeypatch.setattr(sqlite_store, "_checkpoint_connect", flaky)
@@ -117,8 +117,8 @@ async def test_failed_checkpointer_is_restarted(tmp_path: Path, monkeypatch: pyt
 
 
 def test_health_reports_a_failing_background_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(path: str) -> sqlite3.Connection:
-        raise sqlite3.OperationalError("unable to open database file")
+    def broken(path: str) -> sqlite_lib.Connection:
+        raise sqlite_lib.OperationalError("unable to open database file")
 
     monkeypatch.setattr(sqlite_store, "_checkpoint_connect", broken)
     settings = load_settings(None, database_url=f"sqlite:///{tmp_path / 'h.db'}", default_model="test/echo")

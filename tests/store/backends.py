@@ -40,9 +40,22 @@ async def reachable_postgres() -> tuple[str | None, list[str]]:
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             errors.append(f"{url}: {exc!r}")
             continue
-        await conn.close()
+        try:
+            await ensure_vector(conn)
+        finally:
+            await conn.close()
         return url, errors
     return None, errors
+
+
+async def ensure_vector(conn: asyncpg.Connection) -> None:
+    """pgvector in ``public`` once per database, before any test schema
+    exists: created from a test's schema, it would live (and be dropped) there.
+    ``scripts/install-pgvector.sh`` (run by ``.ci/run``) makes it available."""
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
+    except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+        pass  # another test process created it meanwhile
 
 
 async def redis_error() -> str | None:
@@ -58,9 +71,10 @@ async def redis_error() -> str | None:
 
 def with_search_path(url: str, schema: str) -> str:
     """``url`` whose sessions use ``schema`` (libpq-style ``options``, which
-    asyncpg passes through as a startup parameter)."""
+    asyncpg passes through as a startup parameter), then ``public``, where
+    the ``vector`` extension's type and operators live (``reachable_postgres``)."""
     sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options={quote(f'-csearch_path={schema}', safe='')}"
+    return f"{url}{sep}options={quote(f'-csearch_path={schema},public', safe='')}"
 
 
 async def admin(base_url: str, statement: str) -> None:

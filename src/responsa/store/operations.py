@@ -73,7 +73,7 @@ class SQLStore:
         replicas starting together, the loser of the race finds the work done."""
         await self.driver.open()
         lock = self.driver.dialect.migration_lock
-        for version, script in sql.migrations():
+        for version, script in sql.migrations(self.driver.dialect.name):
             async def migrate(db: Conn, version: int = version, script: str = script) -> None:
                 if lock is not None:
                     await db.execute(lock)

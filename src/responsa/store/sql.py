@@ -47,13 +47,18 @@ MIGRATION_APPLIED = "SELECT 1 FROM schema_migrations WHERE version = ?"
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version) VALUES (?)"
 
 
-def migrations() -> list[tuple[int, str]]:
-    """``(version, sql)`` in order, from the packaged ``migrations/`` folder."""
+def migrations(dialect: str = "sqlite") -> list[tuple[int, str]]:
+    """``(version, sql)`` in order, from the packaged ``migrations/`` folder:
+    ``NNNN_name.sql`` for every database, ``NNNN_name.<dialect>.sql`` where
+    the databases need different DDL (vector stores: FTS5 and sqlite-vec
+    tables on SQLite, tsvector and pgvector columns on PostgreSQL)."""
     folder = resources.files("responsa.store") / "migrations"
     found = []
     for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
+        parts = entry.name.split(".")
+        if parts[-1] != "sql" or (len(parts) == 3 and parts[1] != dialect) or len(parts) > 3:
+            continue
+        found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
     return sorted(found)
 
 

@@ -42,19 +42,19 @@ import contextlib
 import functools
 import os
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
+from responsa.store import sqlite_lib
 from responsa.store.driver import Dialect, DuplicateKey, Op, Row, UnstorableText
 from responsa.store.operations import SQLStore
 from responsa.supervise import Supervisor
 
 T = TypeVar("T")
-Db = sqlite3.Connection
+Db = sqlite_lib.Connection
 DIALECT = Dialect("sqlite", skip_locked=False, migration_lock=None)  # BEGIN IMMEDIATE is the lock
 
 
@@ -215,7 +215,7 @@ class SQLiteDriver:
             result = _complete(op(conn))
         except BaseException as exc:
             db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.IntegrityError) and str(exc).startswith("UNIQUE constraint failed"):
+            if isinstance(exc, sqlite_lib.IntegrityError) and str(exc).startswith("UNIQUE constraint failed"):
                 raise DuplicateKey(str(exc)) from exc
             raise
         db.execute("COMMIT")
@@ -285,7 +285,7 @@ class SQLiteDriver:
         return True
 
     def _open(self) -> None:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
+        db = sqlite_lib.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
         db.execute("PRAGMA busy_timeout=5000")  # first: other processes may be opening the file too
         _enable_wal(db)
         db.execute(f"PRAGMA synchronous={'FULL' if self.synchronous == 'full' else 'NORMAL'}")
@@ -361,7 +361,7 @@ def _enable_wal(db: Db) -> None:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             return
-        except sqlite3.OperationalError as exc:
+        except sqlite_lib.OperationalError as exc:
             if "locked" not in str(exc):
                 raise
             time.sleep(0.05)
@@ -369,7 +369,8 @@ def _enable_wal(db: Db) -> None:
 
 
 def _checkpoint_connect(path: str) -> Db:
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=TRUNCATE_WAIT_MS / 1000)
+    db = sqlite_lib.connect(path, isolation_level=None, check_same_thread=False,
+                           timeout=TRUNCATE_WAIT_MS / 1000)
     db.execute(f"PRAGMA busy_timeout={TRUNCATE_WAIT_MS}")  # PASSIVE never waits; TRUNCATE briefly
     return db
 
