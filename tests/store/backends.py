@@ -7,6 +7,7 @@ Redis: ``RESPONSA_TEST_REDIS_URL`` or ``redis://127.0.0.1:6379/0``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -52,10 +53,8 @@ async def ensure_vector(conn: asyncpg.Connection) -> None:
     """pgvector in ``public`` once per database, before any test schema
     exists: created from a test's schema, it would live (and be dropped) there.
     ``scripts/install-pgvector.sh`` (run by ``.ci/run``) makes it available."""
-    try:
+    with contextlib.suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):  # created meanwhile
         await conn.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
-    except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
-        pass  # another test process created it meanwhile
 
 
 async def redis_error() -> str | None:
