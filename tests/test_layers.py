@@ -22,6 +22,7 @@ FORBIDDEN = {
     "fanout": {"api", "engine", "tools", "store", "providers"},
     "engine": {"api"},
     "embeddings": {"api", "engine", "tools", "store", "fanout"},
+    "vectorstores": {"api", "engine", "tools", "providers", "fanout"},
 }
 """Layer -> packages it must not import (the layering in DESIGN.md)."""
 

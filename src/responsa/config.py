@@ -67,6 +67,12 @@ class Settings:
     a replica that dies loses its responses to the sweeper this long after."""
     background_concurrency: int = 64
     """Background responses one replica runs at once; the rest wait ``queued``."""
+    vector_store_embedding_model: str = "local/all-minilm-l6-v2"
+    """The embedding model new vector stores index with (a store keeps the
+    model it was created with: its vectors are only comparable with that
+    model's); any ``provider/model`` with an embeddings endpoint."""
+    vector_store_concurrency: int = 2
+    """Files one replica ingests at once (chunking and embedding are CPU work)."""
     header_timeout_s: float = 10.0
     """A request's line and headers must arrive within this long (slow-client
     defence, ``responsa.serving``); 408 and close otherwise."""

@@ -28,6 +28,7 @@ from responsa.api import (
     prompts,
     responses,
     usage,
+    vector_stores,
     websocket,
 )
 from responsa.api.state import AppState
@@ -112,7 +113,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [*health.routes, *usage.routes, *responses.routes, *chat.routes, *messages.routes,
                                *embeddings.routes,
                                *dry_run.routes, *websocket.routes, *models.routes, *conversations.routes,
-                               *prompts.routes, *console.routes]
+                               *prompts.routes, *vector_stores.routes, *console.routes]
     routes.extend(openapi.routes_for(routes))  # /openapi.json and /docs, generated from the routes above
     return Starlette(
         routes=routes,

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from responsa.api.lists import list_body, list_params
 from responsa.api.responses import json_response
-from responsa.api.state import json_body, state
+from responsa.api.state import json_body, object_body, state
 from responsa.engine.context import resolve_references
 from responsa.protocol.errors import APIError, invalid, not_found
 from responsa.protocol.ids import new_id
@@ -24,15 +24,6 @@ from responsa.store.base import Store
 from responsa.tools.registry import INPUT_ITEMS
 
 MAX_ITEMS_PER_CALL = 20
-
-
-def _body(raw: object, allowed: frozenset[str]) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise invalid("The request body must be a JSON object.", None, "invalid_json")
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise invalid(f"Unknown parameter: '{unknown[0]}'.", unknown[0], "unknown_parameter")
-    return raw
 
 
 def _metadata(raw: Any) -> dict[str, str]:
@@ -87,7 +78,7 @@ async def _conversation(request: Request) -> tuple[Store, str, dict[str, Any]]:
 async def create(request: Request) -> Response:
     st = state(request)
     tenant = st.tenant(request)
-    body = _body(await json_body(request, st.settings.max_body_bytes), frozenset({"items", "metadata"}))
+    body = object_body(await json_body(request, st.settings.max_body_bytes), frozenset({"items", "metadata"}))
     metadata = _metadata(body.get("metadata"))
     items = await _items(st.store, tenant, body.get("items"), required=False)
     conversation = {"id": new_id("conv"), "object": "conversation", "created_at": int(time.time()),
@@ -105,7 +96,7 @@ async def update(request: Request) -> Response:
     st = state(request)
     tenant = st.tenant(request)
     cid = request.path_params["conversation_id"]
-    body = _body(await json_body(request, st.settings.max_body_bytes), frozenset({"metadata"}))
+    body = object_body(await json_body(request, st.settings.max_body_bytes), frozenset({"metadata"}))
     if "metadata" not in body:
         raise invalid("Missing required parameter: 'metadata'.", "metadata", "missing_required_parameter")
     updated = await st.store.update_conversation(tenant, cid, _metadata(body["metadata"]))
@@ -139,7 +130,7 @@ async def list_items(request: Request) -> Response:
 async def add_items(request: Request) -> Response:
     store, tenant, conversation = await _conversation(request)
     _include(request)
-    body = _body(await json_body(request, state(request).settings.max_body_bytes), frozenset({"items"}))
+    body = object_body(await json_body(request, state(request).settings.max_body_bytes), frozenset({"items"}))
     items = await _items(store, tenant, body.get("items"), required=True)
     if not await store.append_conversation_items(tenant, conversation["id"], items):
         raise _missing(conversation["id"])

@@ -41,7 +41,8 @@ async def health(request: Request) -> Response:
         return json_response({"status": "ok", "version": __version__})
     tasks: dict[str, Any] = {}
     healthy = True
-    for owner in (st.store, getattr(st.store, "driver", None), st.engine.background, st.engine.fanout):
+    for owner in (st.store, getattr(st.store, "driver", None), st.engine.background, st.engine.fanout,
+                  st.engine.vector_stores):
         supervisor = getattr(owner, "supervisor", None)
         if isinstance(supervisor, Supervisor):
             tasks.update(supervisor.status())

@@ -54,9 +54,66 @@ def _list_of(item: dict[str, Any]) -> dict[str, Any]:
                 first_id=_NSTR, last_id=_NSTR, has_more=_BOOL)
 
 
+_COUNTS = _obj(["in_progress", "completed", "failed", "cancelled", "total"], in_progress=_INT, completed=_INT,
+               failed=_INT, cancelled=_INT, total=_INT)
+_EXPIRES = {"type": ["object", "null"], "required": ["anchor", "days"],
+            "properties": {"anchor": {"const": "last_active_at"}, "days": {"type": "integer", "minimum": 1,
+                                                                           "maximum": 365}}}
+_CHUNKING = {"type": "object", "required": ["type"], "properties": {"type": {"enum": ["auto", "static"]},
+                                                                    "static": _ANY_OBJ}}
+_ATTRIBUTES = {"type": ["object", "null"], "additionalProperties": {"type": ["string", "number", "boolean"]}}
+_VS_STATUS = {"enum": ["in_progress", "completed", "failed", "cancelled"]}
+_VECTOR_SCHEMAS: dict[str, dict[str, Any]] = {
+    "VectorStore": _obj(["id", "object", "created_at", "name", "usage_bytes", "file_counts", "status"], id=_STR,
+                        object={"const": "vector_store"}, created_at=_INT, name=_STR, usage_bytes=_INT,
+                        file_counts=_COUNTS, status={"enum": ["expired", "in_progress", "completed"]},
+                        expires_after=_EXPIRES, expires_at={"type": ["integer", "null"]},
+                        last_active_at={"type": ["integer", "null"]}, metadata=_METADATA),
+    "VectorStoreCreate": {**_obj([], name=_STR, description=_STR, metadata=_METADATA, expires_after=_EXPIRES,
+                                 file_ids={"type": "array", "items": _STR}, chunking_strategy=_CHUNKING),
+                          "additionalProperties": False},
+    "VectorStoreUpdate": {**_obj([], name=_NSTR, metadata=_METADATA, expires_after=_EXPIRES),
+                          "additionalProperties": False},
+    "VectorStoreFile": _obj(["id", "object", "created_at", "vector_store_id", "status", "usage_bytes"], id=_STR,
+                            object={"const": "vector_store.file"}, created_at=_INT, vector_store_id=_STR,
+                            status=_VS_STATUS, usage_bytes=_INT, last_error={"type": ["object", "null"]},
+                            chunking_strategy=_ANY_OBJ, attributes=_ATTRIBUTES),
+    "VectorStoreFileCreate": {**_obj(["file_id"], file_id=_STR, attributes=_ATTRIBUTES, chunking_strategy=_CHUNKING),
+                              "additionalProperties": False},
+    "VectorStoreFileUpdate": {**_obj(["attributes"], attributes=_ATTRIBUTES), "additionalProperties": False},
+    "VectorStoreFileBatch": _obj(["id", "object", "created_at", "vector_store_id", "status", "file_counts"], id=_STR,
+                                 object={"const": "vector_store.files_batch"}, created_at=_INT,
+                                 vector_store_id=_STR, status=_VS_STATUS, file_counts=_COUNTS),
+    "VectorStoreFileBatchCreate": {**_obj([], file_ids={"type": "array", "items": _STR},
+                                          files={"type": "array", "items": ref("VectorStoreFileCreate")},
+                                          attributes=_ATTRIBUTES, chunking_strategy=_CHUNKING),
+                                   "additionalProperties": False},
+    "VectorStoreSearch": {**_obj(["query"], query={"type": ["string", "array"], "items": _STR},
+                                 filters=_ANY_OBJ, max_num_results={"type": "integer", "minimum": 1, "maximum": 50},
+                                 ranking_options=_obj([], ranker={"enum": ["none", "auto", "default-2024-11-15"]},
+                                                      score_threshold={"type": "number", "minimum": 0,
+                                                                       "maximum": 1},
+                                                      hybrid_search=_obj(["embedding_weight", "text_weight"],
+                                                                         embedding_weight={"type": "number"},
+                                                                         text_weight={"type": "number"})),
+                                 rewrite_query=_BOOL), "additionalProperties": False},
+    "VectorStoreSearchResults": _obj(["object", "data"], object={"const": "vector_store.search_results.page"},
+                                     search_query={"type": "array", "items": _STR}, has_more=_BOOL,
+                                     next_page=_NSTR, data={"type": "array", "items": _obj(
+                                         ["file_id", "filename", "score", "content"], file_id=_STR, filename=_STR,
+                                         score={"type": "number"}, attributes=_ATTRIBUTES,
+                                         content={"type": "array", "items": _obj(["type", "text"], type=_STR,
+                                                                                  text=_STR)})}),
+    "VectorStoreFileContent": _obj(["object", "data"], object={"const": "vector_store.file_content.page"},
+                                   data={"type": "array", "items": _obj(["type", "text"], type=_STR, text=_STR)},
+                                   has_more=_BOOL, next_page=_NSTR),
+}
+
+
 # Schemas Responsa defines itself (its own resources); the Open Responses
 # ones come from openresponses.json.
 OWN_SCHEMAS: dict[str, dict[str, Any]] = {
+    **_VECTOR_SCHEMAS,
     "ErrorResponse": _obj(["error"], error=_obj(["message", "type"], message=_STR, type=_STR, param=_NSTR, code=_NSTR)),
     "Deleted": _obj(["id", "object", "deleted"], id=_STR, object=_STR, deleted=_BOOL),
     "Item": {"type": "object", "required": ["type"], "properties": {"type": _STR, "id": _STR}},
@@ -153,7 +210,38 @@ class Op:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+_VS = "/v1/vector_stores/{vector_store_id}"
+_VS_FILTER = _q("filter", {"enum": ["in_progress", "completed", "failed", "cancelled"]})
+_VECTOR_OPERATIONS: dict[tuple[str, str], Op] = {
+    ("POST", "/v1/vector_stores"): Op("Create a vector store", ref("VectorStore"), body=ref("VectorStoreCreate")),
+    ("GET", "/v1/vector_stores"): Op("List vector stores, newest first", _list_of(ref("VectorStore")),
+                                     params=_PAGING),
+    ("GET", _VS): Op("Retrieve a vector store", ref("VectorStore")),
+    ("POST", _VS): Op("Update a vector store", ref("VectorStore"), body=ref("VectorStoreUpdate")),
+    ("DELETE", _VS): Op("Delete a vector store", ref("Deleted")),
+    ("POST", f"{_VS}/search"): Op("Search a vector store (hybrid: vectors and keywords, fused)",
+                                  ref("VectorStoreSearchResults"), body=ref("VectorStoreSearch")),
+    ("POST", f"{_VS}/files"): Op("Add a file to a vector store (ingested in the background)",
+                                 ref("VectorStoreFile"), body=ref("VectorStoreFileCreate")),
+    ("GET", f"{_VS}/files"): Op("List a vector store's files", _list_of(ref("VectorStoreFile")),
+                                params=[*_PAGING, _VS_FILTER]),
+    ("GET", f"{_VS}/files/{{file_id}}"): Op("Retrieve a vector store file", ref("VectorStoreFile")),
+    ("POST", f"{_VS}/files/{{file_id}}"): Op("Update a vector store file's attributes", ref("VectorStoreFile"),
+                                            body=ref("VectorStoreFileUpdate")),
+    ("DELETE", f"{_VS}/files/{{file_id}}"): Op("Remove a file from a vector store", ref("Deleted")),
+    ("GET", f"{_VS}/files/{{file_id}}/content"): Op("A vector store file's chunks", ref("VectorStoreFileContent")),
+    ("POST", f"{_VS}/file_batches"): Op("Add files to a vector store in one batch", ref("VectorStoreFileBatch"),
+                                        body=ref("VectorStoreFileBatchCreate")),
+    ("GET", f"{_VS}/file_batches/{{batch_id}}"): Op("Retrieve a file batch", ref("VectorStoreFileBatch")),
+    ("POST", f"{_VS}/file_batches/{{batch_id}}/cancel"): Op("Cancel a file batch", ref("VectorStoreFileBatch")),
+    ("GET", f"{_VS}/file_batches/{{batch_id}}/files"): Op("List a file batch's files",
+                                                          _list_of(ref("VectorStoreFile")),
+                                                          params=[*_PAGING, _VS_FILTER]),
+}
+
+
 OPERATIONS: dict[tuple[str, str], Op] = {
+    **_VECTOR_OPERATIONS,
     ("GET", "/healthz"): Op("The process is alive", ref("Health"), auth=False),
     ("GET", "/health"): Op("Alias of /healthz", ref("Health"), auth=False),
     ("GET", "/readyz"): Op("Ready to serve: store, migrations, Redis, providers (503 names what failed)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from starlette.requests import HTTPConnection, Request
@@ -11,9 +12,10 @@ from responsa.api.auth import tenant_of
 from responsa.api.boundary import check_raw
 from responsa.config import Settings
 from responsa.engine.engine import Engine
-from responsa.protocol.errors import APIError
+from responsa.protocol.errors import APIError, invalid
 from responsa.providers.registry import Registry
 from responsa.store.base import Store
+from responsa.vectorstores import VectorStores
 
 
 @dataclass(slots=True)
@@ -25,6 +27,11 @@ class AppState:
     """Runs every turn (``engine.engine``); the routes only translate HTTP to its calls."""
     api_keys: frozenset[str] = field(default_factory=frozenset)
 
+    @property
+    def vector_stores(self) -> VectorStores:
+        """Vector stores (``responsa.vectorstores``), the engine's."""
+        return self.engine.vector_stores
+
     def tenant(self, conn: HTTPConnection) -> str:
         vetted: str | None = conn.scope.get("responsa.tenant")  # a managed or admin key (``keys.gate``)
         return vetted if vetted is not None else tenant_of(conn, self.api_keys)
@@ -33,6 +40,16 @@ class AppState:
 def state(conn: HTTPConnection) -> AppState:
     st: AppState = conn.app.state.responsa
     return st
+
+
+def object_body(raw: object, allowed: frozenset[str]) -> dict[str, Any]:
+    """A JSON body that must be an object of the ``allowed`` keys (a 400 naming the first other one)."""
+    if not isinstance(raw, dict):
+        raise invalid("The request body must be a JSON object.", None, "invalid_json")
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise invalid(f"Unknown parameter: '{unknown[0]}'.", unknown[0], "unknown_parameter")
+    return raw
 
 
 async def json_body(request: Request, limit: int) -> object:

@@ -26,6 +26,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from responsa.config import Settings
+from responsa.embeddings import lookup as embedder
 from responsa.engine import context, prompts, runner
 from responsa.engine.background import BackgroundRunner
 from responsa.engine.context import Prepared
@@ -38,6 +39,7 @@ from responsa.protocol.types import Event, Item, Response
 from responsa.providers.registry import Registry
 from responsa.store.base import Store
 from responsa.tools.registry import ITEM_KINDS, TOOL_TYPES
+from responsa.vectorstores import VectorStores
 
 IDEMPOTENCY_WAIT_S = 30.0
 
@@ -75,14 +77,21 @@ class Engine:
         self.compaction_key = compaction_key
         self.background = BackgroundRunner(store, fanout, self._reprepare, lease_s=settings.background_lease_s,
                                            concurrency=settings.background_concurrency)
+        self.vector_stores = VectorStores(
+            store, embedder_for=lambda model: embedder(registry, model), files=None,
+            embedding_model=settings.vector_store_embedding_model, lease_s=settings.background_lease_s,
+            concurrency=settings.vector_store_concurrency)
+        """Vector stores (``responsa.vectorstores``): the API's and the ``file_search`` tool's."""
 
     async def start(self) -> None:
         """Seed the server's prompts (a broken prompt file stops start-up), then take background work."""
         if self.settings.prompts_dir:
             await prompts.seed(self.store, self.settings.prompts_dir)
         await self.background.start()
+        await self.vector_stores.start()
 
     async def stop(self) -> None:
+        await self.vector_stores.stop()
         await self.background.stop()
 
     # -- turns -----------------------------------------------------------------

@@ -184,10 +184,25 @@ _WORD = re.compile(r"\w+")
 MAX_TERMS = 64
 
 
+_STOP = (
+    "a about above after again against all am an and any are as at be because been before being below between "
+    "both but by can did do does doing down during each few for from further had has have having he her here "
+    "hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now "
+    "of off on once only or other our ours ourselves out over own same she should so some such than that the "
+    "their theirs them themselves then there these they this those through to too under until up very was we "
+    "were what when where which while who whom why will with you your yours yourself yourselves")
+STOP_WORDS = frozenset(_STOP.split())
+"""PostgreSQL's ``english`` configuration drops these from a query; SQLite's
+FTS5 would match (and score) nearly every chunk on them: both searches skip
+them, so they rank alike and a question's filler words cost nothing."""
+
+
 def query_terms(text: str) -> list[str]:
-    """The words of a keyword query (any may match), lower-cased, once each."""
+    """The words of a keyword query (any may match), lower-cased, once each, without stop words."""
     seen: dict[str, None] = {}
     for word in _WORD.findall(text.lower()):
+        if word in STOP_WORDS:
+            continue
         seen.setdefault(word, None)
         if len(seen) >= MAX_TERMS:
             break
@@ -315,15 +330,20 @@ class VectorStoreDB:
 
     async def add_files(self, tenant: str, vector_store_id: str, files: Sequence[NewFile], created_at: int,
                         batch_id: str | None, lease: tuple[str, float],
-                        batch_created: bool = False) -> list[FileRow] | None:
+                        batch_created: bool = False) -> tuple[list[FileRow], set[str]] | None:
         """Attach ``files`` as ingestion jobs held by ``lease`` (a file the
         store already has is left as it is); with ``batch_id`` and
-        ``batch_created``, the batch's row too. ``None`` if the tenant has no
-        such vector store."""
-        async def txn(db: Conn) -> list[FileRow] | None:
+        ``batch_created``, the batch's row too. The files' rows and the ids
+        of those attached now (the jobs the caller holds); ``None`` if the
+        tenant has no such vector store."""
+        ids = [f.id for f in files]
+
+        async def txn(db: Conn) -> tuple[list[FileRow], set[str]] | None:
             if await db.fetchval("SELECT 1 FROM vector_stores WHERE tenant = ? AND id = ?", tenant,
                                  vector_store_id) is None:
                 return None
+            had = {r[0] for r in await db.fetch("SELECT id FROM vector_store_files WHERE vector_store_id = ? "
+                                                f"AND id IN ({_marks(len(ids))})", vector_store_id, *ids)}
             if batch_created:
                 await db.execute("INSERT INTO vector_store_file_batches (tenant, id, vector_store_id, created_at) "
                                  "VALUES (?, ?, ?, ?)", tenant, batch_id, vector_store_id, created_at)
@@ -332,10 +352,10 @@ class VectorStoreDB:
                 "filename, attributes, chunking, lease_owner, lease_expires_at) "
                 "VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, ?, ?, ?) ON CONFLICT (vector_store_id, id) DO NOTHING",
                 [(tenant, vector_store_id, f.id, created_at, batch_id, f.filename, _dumps(f.attributes),
-                  _dumps(f.chunking), *lease) for f in files])
+                  _dumps(f.chunking), *lease) for f in files if f.id not in had])
             rows = await db.fetch(f"SELECT {FILE_COLUMNS} FROM vector_store_files WHERE vector_store_id = ? "
-                                  f"AND id IN ({_marks(len(files))})", vector_store_id, *[f.id for f in files])
-            return [_file(r) for r in rows]
+                                  f"AND id IN ({_marks(len(ids))})", vector_store_id, *ids)
+            return [_file(r) for r in rows], set(ids) - had
 
         return await self.driver.write(txn)
 

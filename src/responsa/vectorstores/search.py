@@ -129,7 +129,8 @@ async def run(vs: VectorStores, tenant: str, vector_store_ids: Sequence[str], qu
     ranked = [(cid, score) for cid, score in fuse(lists, rrf_k) if score >= ranking.score_threshold][:limit]
     chunks = await vs.db.chunks([cid for cid, _ in ranked])
     info = await vs.db.file_info(tenant, sorted({(c.vector_store_id, c.file_id) for c in chunks.values()}))
-    await vs.db.touch_stores(tenant, ids, now)
+    if any(stores[vid].last_active_at < now for vid in ids):  # at most one write per store and second
+        await vs.db.touch_stores(tenant, ids, now)
     hits = []
     for cid, score in ranked:
         c = chunks.get(cid)

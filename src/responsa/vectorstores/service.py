@@ -24,14 +24,13 @@ from responsa.store.vectors import NewFile, VectorStoreDB
 from responsa.vectorstores import objects, search
 from responsa.vectorstores.base import Embedder, EmbedderFor, Files
 from responsa.vectorstores.chunking import chunk, parse_strategy
+from responsa.vectorstores.embedding import embed_chunks
 from responsa.vectorstores.filters import check_attributes
 from responsa.vectorstores.ingest import Ingestor, Job
 from responsa.vectorstores.ranking import RRF_K, SearchMode
 
 MAX_BATCH_FILES = 500
 MAX_FILES_PER_STORE = 10_000
-EMBED_BATCH = 64
-"""Chunks per embedding call (the lease is renewed meanwhile by the Ingestor)."""
 
 
 def _missing(vector_store_id: str) -> APIError:
@@ -133,9 +132,8 @@ class VectorStores:
     async def _new_files(self, tenant: str, file_ids: Sequence[str], attributes: dict[str, Any],
                          strategy: dict[str, Any], param: str = "file_ids") -> list[NewFile]:
         """The files, checked to exist for the tenant (404 naming the first missing one)."""
-        if self.files is None:
-            raise APIError("This server has no Files API to read files from.", status=501, code="not_implemented")
-        found = await asyncio.gather(*(self.files.get(tenant, fid) for fid in file_ids))
+        files = self.files
+        found = await asyncio.gather(*(files.get(tenant, fid) for fid in file_ids)) if files else [None] * len(file_ids)
         news = []
         for i, (fid, obj) in enumerate(zip(file_ids, found, strict=True)):
             if obj is None:
@@ -156,8 +154,9 @@ class VectorStores:
                                         self.ingestor.lease(), batch_created=batch_id is not None)
         if added is None:
             raise _missing(vector_store_id)
-        self.ingestor.submit([(tenant, vector_store_id, f.id) for f in added if f.status == "in_progress"])
-        return [objects.vector_store_file(f) for f in added]
+        rows, new = added
+        self.ingestor.submit([(tenant, vector_store_id, fid) for fid in sorted(new)])
+        return [objects.vector_store_file(f) for f in rows]
 
     async def add_file(self, tenant: str, vector_store_id: str, file_id: Any, *, attributes: Any = None,
                        chunking_strategy: Any = None) -> dict[str, Any]:
@@ -264,7 +263,7 @@ class VectorStores:
         if store_row is None or row is None or row.status != "in_progress":
             return  # deleted or cancelled meanwhile
         if self.files is None:
-            raise APIError("This server has no Files API to read files from.", status=501, code="not_implemented")
+            raise not_found(f"No file found with id '{fid}'.", "file_id", "file_not_found")
         text = await self.files.text(tenant, fid)
         texts = await asyncio.to_thread(chunk, text, row.chunking)
         await self.insert_chunks(tenant, vid, fid, texts, None, owner=owner, model=store_row.embedding_model,
@@ -286,10 +285,7 @@ class VectorStores:
             await self.db.add_files(tenant, vector_store_id, [NewFile(file_id, file_id, {}, parse_strategy(None))],
                                     int(time.time()), None, self.ingestor.lease())
         if vectors is None:
-            embedder = self.embedder(model)
-            vectors = []
-            for i in range(0, len(texts), EMBED_BATCH):
-                vectors += await embedder.embed(texts[i:i + EMBED_BATCH])
+            vectors = await embed_chunks(self.embedder(model), texts)
         if any(len(v) != dims for v in vectors):
             raise APIError(f"The embedding model returned vectors of another length than this vector store's {dims}.",
                            status=500, code="server_error")
