@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 from typing import Any
 
 import orjson
@@ -27,6 +28,9 @@ from aiohttp import web
 
 MODELS = {"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}]}
 BATCH = 16
+# A fresh id per completion, as real upstreams send: llama-stack keys its inference store by it, and a
+# repeated id makes every store write after the first fail (an exception and a logged traceback per request).
+IDS = itertools.count()
 HELD = web.AppKey("held", dict)
 
 
@@ -38,15 +42,15 @@ def _text(content: Any) -> str:
     return ""
 
 
-def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
+def _chunk(cid: str, model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
     return b"data: " + orjson.dumps({
-        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model,
+        "id": cid, "object": "chat.completion.chunk", "created": 0, "model": model,
         "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}) + b"\n\n"
 
 
-def _usage(model: str, prompt: int, completion: int) -> bytes:
+def _usage(cid: str, model: str, prompt: int, completion: int) -> bytes:
     return b"data: " + orjson.dumps({
-        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [],
+        "id": cid, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [],
         "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                   "total_tokens": prompt + completion}}) + b"\n\n"
 
@@ -66,6 +70,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
     users = [m for m in messages if m.get("role") == "user"]
     text = _text(users[-1].get("content")) if users else ""
     prompt_tokens = len(messages)
+    cid = f"chatcmpl-fake{next(IDS)}"
     if text.startswith("deltas:"):
         words = ["w "] * int(text.partition(":")[2])
     elif text != "hold":
@@ -73,7 +78,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
     else:
         words = []
     if not body.get("stream"):
-        answer = {"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
+        answer = {"id": cid, "object": "chat.completion", "created": 0, "model": model,
                   "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
                                "message": {"role": "assistant", "content": "".join(words), "refusal": None}}],
                   "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(words),
@@ -84,8 +89,8 @@ async def completions(request: web.Request) -> web.StreamResponse:
     if text == "hold":
         held = request.app[HELD]
         # Two words: a relay that re-cuts text into words (Responsa) sends a word once the next one begins.
-        await resp.write(_chunk(model, {"role": "assistant", "content": ""}) + _chunk(model, {"content": "held"})
-                         + _chunk(model, {"content": " open"}))
+        await resp.write(b"".join(_chunk(cid, model, delta) for delta in (
+            {"role": "assistant", "content": ""}, {"content": "held"}, {"content": " open"})))
         held["open"] += 1
         held["max"] = max(held["max"], held["open"])
         try:
@@ -95,11 +100,11 @@ async def completions(request: web.Request) -> web.StreamResponse:
         finally:
             held["open"] -= 1
         return resp
-    frames = [_chunk(model, {"role": "assistant", "content": ""})]
-    frames += [_chunk(model, {"content": w}) for w in words]
-    frames.append(_chunk(model, {}, "stop"))
+    frames = [_chunk(cid, model, {"role": "assistant", "content": ""})]
+    frames += [_chunk(cid, model, {"content": w}) for w in words]
+    frames.append(_chunk(cid, model, {}, "stop"))
     if (body.get("stream_options") or {}).get("include_usage"):
-        frames.append(_usage(model, prompt_tokens, len(words)))
+        frames.append(_usage(cid, model, prompt_tokens, len(words)))
     frames.append(b"data: [DONE]\n\n")
     for i in range(0, len(frames), BATCH):
         await resp.write(b"".join(frames[i:i + BATCH]))

@@ -54,12 +54,13 @@ def pct(values: Sequence[float], q: float) -> float:
 
 
 async def measure(call: Callable[[], Awaitable[int]], n: int, concurrency: int,
-                  seconds: float | None = None) -> tuple[list[float], int]:
+                  seconds: float | None = None, errors: list[str] | None = None) -> tuple[list[float], int]:
     """``n`` calls by ``concurrency`` closed-loop workers: each latency in
     ms, and the sum of what the calls returned (events, bytes...). With
     ``seconds``, no call starts after that budget (at least one per worker
     runs): on a busy shared machine a fixed count can take ten times longer
-    than on an idle one."""
+    than on an idle one. With ``errors``, a call that raises is counted there
+    (its latency is not) instead of ending the measurement."""
     latencies: list[float] = []
     events = 0
     queue = iter(range(n))
@@ -71,7 +72,13 @@ async def measure(call: Callable[[], Awaitable[int]], n: int, concurrency: int,
             if deadline is not None and i >= concurrency and time.perf_counter() > deadline:
                 break
             t0 = time.perf_counter()
-            sent = await call()
+            try:
+                sent = await call()
+            except Exception as exc:
+                if errors is None:
+                    raise
+                errors.append(repr(exc)[:300])
+                continue
             latencies.append((time.perf_counter() - t0) * 1000)
             events += sent
 
@@ -118,10 +125,12 @@ def checkout_env(root: Path = ROOT, **extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{root / 'src'}{os.pathsep}{root}", **extra}
 
 
-def provider_config(path: Path, upstream_port: int) -> Path:
-    """A Responsa config with one Chat Completions provider ``fake`` at the fake upstream."""
+def provider_config(path: Path, upstream_port: int, max_connections: int | None = None) -> Path:
+    """A Responsa config with one Chat Completions provider ``fake`` at the
+    fake upstream (``max_connections``: its upstream pool, default 512)."""
+    pool = f"max_connections = {max_connections}\n" if max_connections else ""
     path.write_text(f'[providers.fake]\nkind = "chat-completions"\n'
-                    f'base_url = "http://127.0.0.1:{upstream_port}/v1"\nmodels = ["fake-model"]\n')
+                    f'base_url = "http://127.0.0.1:{upstream_port}/v1"\nmodels = ["fake-model"]\n{pool}')
     return path
 
 
@@ -153,9 +162,9 @@ def running(*procs: subprocess.Popen[bytes]) -> Iterator[None]:
         stop(*procs)
 
 
-def machine() -> dict[str, object]:
+def machine(root: Path = ROOT) -> dict[str, object]:
     """What the numbers were measured on: they mean little without it."""
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     return {"commit": commit or None, "cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2),
             "python": sys.version.split()[0], "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -117,6 +117,7 @@ class Sample:
     latencies: list[float] = field(default_factory=list)
     first_text: list[float] = field(default_factory=list)
     events: int = 0
+    errors: list[str] = field(default_factory=list)
     elapsed: float = 0.0
     cpu: float = 0.0
     concurrency: int = 0
@@ -126,7 +127,7 @@ class Sample:
         calls.first_text = self.first_text
         cpu0 = tree_cpu_seconds(pid) if pid else 0.0
         t0 = time.perf_counter()
-        lat, events = await measure(call, n, concurrency, seconds)
+        lat, events = await measure(call, n, concurrency, seconds, self.errors)
         self.elapsed += time.perf_counter() - t0
         self.cpu += tree_cpu_seconds(pid) - cpu0 if pid else 0.0
         self.latencies += lat
@@ -138,9 +139,11 @@ class Sample:
         """p50/p99 latency (ms), time to the first text for streams,
         requests/s, and the server's CPU per request."""
         n = len(self.latencies)
+        if not n:
+            raise RuntimeError(f"every request failed: {self.errors[:3]}")
         out: dict[str, Any] = {"n": n, "concurrency": self.concurrency, "p50_ms": round(pct(self.latencies, 0.5), 3),
                                "p99_ms": round(pct(self.latencies, 0.99), 3), "rps": round(n / self.elapsed, 1),
-                               "events": self.events,
+                               "events": self.events, "errors": len(self.errors), "error_samples": self.errors[:3],
                                "server_cpu_us_per_request": round(self.cpu / n * 1e6, 1) if with_cpu else None}
         if self.first_text:
             out["first_text_p50_ms"] = round(pct(self.first_text, 0.5), 3)
@@ -172,8 +175,9 @@ async def latency_sweep(http: aiohttp.ClientSession, upstream: str, upstream_pid
     interleaved rounds, so a change in the machine's load hits them alike;
     each point gets at most ``requests[c]`` requests and ``seconds``."""
     calls = Calls(http, upstream, target)
+    warm = max(10, requests[concurrency[0]] // 4)
     for call in (calls.direct(), calls.through(stream=False), calls.through(stream=True)):
-        await measure(call, 60, 8)  # connections, caches, the store
+        await measure(call, warm, 8)  # connections, caches, the store
     rows = []
     for c in concurrency:
         n = requests[c]
@@ -193,6 +197,7 @@ async def latency_sweep(http: aiohttp.ClientSession, upstream: str, upstream_pid
                    "concurrency": c, "rounds": rounds, "direct": b, "through": t, **added(b, t)}
             rows.append(row)
             first = f" first text {row['added_first_text_p50_ms']:+.2f}" if stream else ""
+            first += f" ERRORS {t['errors']}" if t["errors"] else ""
             log(f"  {target.name:<12} {row['mode']:<13} store={'on ' if store else 'off'} c={c:<4} "
                 f"direct p50 {b['p50_ms']:7.2f} ms  through p50 {t['p50_ms']:7.2f} ms  "
                 f"added p50/p99 {row['added_p50_ms']:+7.2f}/{row['added_p99_ms']:+7.2f} ms{first}  "
@@ -262,7 +267,7 @@ async def open_streams(upstream: str, target: Target, n: int, settle_s: float = 
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return {"target": target.name, "streams": n, "streams_relaying": seen, "upstream_held_max": held["max"],
+    return {"target": target.name, "streams": n, "streams_relaying": seen, "upstream_held": held["open"],
             "open_seconds": round(opened_s, 2), "rss_idle_mb": round(rss_idle, 1), "rss_open_mb": round(rss_open, 1),
             "kb_per_stream": round((rss_open - rss_idle) * 1024 / max(seen, 1), 1), "errors": errors[:5],
             "error_count": len(errors)}

@@ -34,7 +34,8 @@ def markdown(*runs: dict[str, Any]) -> str:
     out.append("Machine: " + "; ".join(
         f"{_name(r)}: commit {r['machine']['commit']}, {r['machine']['time_utc']}, load average "
         f"{r['machine']['loadavg_1m']} -> {r.get('loadavg_1m_end')}, {r['machine']['cpus']} CPUs, "
-        f"{r['seconds']:.0f} s{' (quick)' if r.get('quick') else ''}" for r in runs) + "\n")
+        f"{r.get('seconds', 0):.0f} s{' (quick)' if r.get('quick') else ''}{' (PARTIAL)' if r.get('partial') else ''}"
+        for r in runs) + "\n")
 
     out.append("**Added latency** (through minus direct, ms; direct = the same fake upstream called by the same "
                "client at the same concurrency just before):\n")
@@ -83,26 +84,27 @@ def markdown(*runs: dict[str, Any]) -> str:
     out.append(f"{sep}|---|---|---|---|---|---|")
     for run in runs:
         for r in run["open_streams"]:
-            out.append(f"{cell(run)}| {r['target']} | {r['streams']} | {r['streams_relaying']} | "
-                       f"{r['upstream_held_max']} | {r['rss_idle_mb']:.0f} → {r['rss_open_mb']:.0f} MB | "
+            held = r.get("upstream_held", r.get("upstream_held_max"))  # (the first runs kept the maximum)
+            out.append(f"{cell(run)}| {r['target']} | {r['streams']} | {r['streams_relaying']} | {held} | "
+                       f"{r['rss_idle_mb']:.0f} → {r['rss_open_mb']:.0f} MB | "
                        f"{r['kb_per_stream']:.0f} kB |")
 
     out.append("\n**Context load** (continuing a `previous_response_id` chain, one request at a time; direct = "
                "the same history sent to the fake):\n")
     out.append(f"{head}| server / store | depth | direct p50 | through p50 | **added p50** | server CPU/req | "
-               f"added vs depth 1 |")
+               f"vs depth 1: added / CPU |")
     out.append(f"{sep}|---|---|---|---|---|---|---|")
     for run in runs:
-        first: dict[str, float] = {}
+        first: dict[str, tuple[float, float]] = {}
         for r in run["context"]:
             if "skipped" in r:
                 out.append(f"{cell(run)}| {r['target']} / {r['backend']} | skipped: {r['skipped']} | | | | | |")
                 continue
             where = f"{r['target']} / {r['backend']}"
-            first.setdefault(where, r["added_p50_ms"])
-            base = first[where]
-            ratio = f"{r['added_p50_ms'] / base:.1f}x" if base > 0 else "-"
             cpu = r["through"]["server_cpu_us_per_request"]
+            base, base_cpu = first.setdefault(where, (r["added_p50_ms"], cpu))
+            ratio = f"{r['added_p50_ms'] / base:.1f}x" if base > 0 else "-"
+            ratio += f" / {cpu / base_cpu:.1f}x" if cpu and base_cpu else ""
             out.append(f"{cell(run)}| {where} | {r['depth']} | {_ms(r['direct']['p50_ms'])} | "
                        f"{_ms(r['through']['p50_ms'])} | **{r['added_p50_ms']:+.2f}** | "
                        f"{'-' if cpu is None else f'{cpu:.0f} µs'} | {ratio} |")

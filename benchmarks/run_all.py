@@ -26,9 +26,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +56,15 @@ def log(msg: str) -> None:
 
 def plan(quick: bool) -> dict[str, Any]:
     if quick:
-        return {"concurrency": [1, 16], "requests": {1: 30, 16: 64}, "llama_requests": {1: 10, 16: 32},
+        return {"concurrency": [1, 16], "llama_concurrency": [1, 16], "requests": {1: 30, 16: 64},
+                "llama_requests": {1: 10, 16: 32},
                 "seconds": 2.0, "deltas": 200, "relay_streams": 3, "open_streams": 50, "depths": [1, 10],
                 "llama_depths": [1, 5], "depth_requests": 5}
     conc = [1, 16, 32, 64, 256]
-    return {"concurrency": conc, "requests": {1: 400, 16: 1600, 32: 1600, 64: 1600, 256: 2048},
+    # llama-stack stops at 64: there it already runs out of its SQL connection pool (5 + 10; "QueuePool limit
+    # ... reached" in its log, 30 s waits) and one round at 256 (every client's first request) takes minutes.
+    return {"concurrency": conc, "llama_concurrency": conc[:4],
+            "requests": {1: 400, 16: 1600, 32: 1600, 64: 1600, 256: 2048},
             "llama_requests": {1: 100, 16: 160, 32: 192, 64: 256, 256: 512},
             "seconds": 5.0, "deltas": 2000, "relay_streams": 20, "open_streams": 1000, "depths": [1, 100, 1000],
             "llama_depths": [1, 100], "depth_requests": 30}
@@ -80,19 +88,25 @@ async def drop_schema(base: str, name: str) -> None:
     await admin(base, f'DROP SCHEMA "{name}" CASCADE')
 
 
+CHECKOUT = ROOT  # whose Responsa is measured (--checkout)
+
+
 def serve_responsa(tmp: Path, up_port: int, database_url: str, name: str) -> tuple[Any, load.Target]:
     port = free_port()
-    config = provider_config(tmp / "responsa.toml", up_port)
+    # 1,000 open streams need 1,000 upstream connections: the default pool (512) would queue the rest.
+    config = provider_config(tmp / "responsa.toml", up_port, max_connections=2048)
     log_file = (tmp / f"{name}-{port}.log").open("wb")
-    proc = start_responsa(port, config, database_url, log=log_file)
+    proc = start_responsa(port, config, database_url, root=CHECKOUT, log=log_file)
     wait_up(f"http://127.0.0.1:{port}/health", proc, timeout=60)
     return proc, load.Target(name, f"http://127.0.0.1:{port}", "fake/fake-model", proc.pid,
                              {"authorization": f"Bearer {context_depth.KEY}"})
 
 
 async def suite(args: argparse.Namespace, tmp: Path, upstream: str, up_port: int, up_pid: int,
-                llama: load.Target | None, p: dict[str, Any]) -> dict[str, Any]:
-    results: dict[str, Any] = {"latency": [], "relay": [], "open_streams": [], "context": []}
+                llama: load.Target | None, p: dict[str, Any], results: dict[str, Any],
+                save: Callable[[], None]) -> None:
+    """Every part, in order; ``results`` is saved after each (a run cut
+    short keeps what it measured)."""
     sqlite_url = f"sqlite:///{tmp}/bench.db"
     log(f"seeding previous_response_id chains {p['depths']} deep (SQLite)")
     tips = {d: await context_depth.seed_chain(sqlite_url, d) for d in p["depths"]}
@@ -104,29 +118,34 @@ async def suite(args: argparse.Namespace, tmp: Path, upstream: str, up_port: int
                 log(f"latency sweep: {t.name}")
                 requests = p["requests"] if t is responsa else p["llama_requests"]
                 results["latency"] += await load.latency_sweep(
-                    http, upstream, up_pid, t, p["concurrency"], requests, p["seconds"],
+                    http, upstream, up_pid, t, p["concurrency" if t is responsa else "llama_concurrency"], requests,
+                    p["seconds"],
                     store_modes=(True, False) if t is responsa else (True,), log=log)
+                save()
             for t in targets:
                 log(f"stream relay ({p['deltas']} deltas): {t.name}")
                 row = await load.stream_relay(http, upstream, up_pid, t, p["deltas"], p["relay_streams"], p["seconds"])
                 log(f"  {row['through_events_per_s']:.0f} events/s through ({row['direct_events_per_s']:.0f} direct),"
                     f" {row['server_cpu_us_per_event']} us CPU/event")
                 results["relay"].append(row)
+                save()
         for t in targets:
             log(f"{p['open_streams']} open streams: {t.name}")
             row = await load.open_streams(upstream, t, p["open_streams"])
             log(f"  {row['streams_relaying']} relaying, RSS {row['rss_idle_mb']} -> {row['rss_open_mb']} MB"
                 f" ({row['kb_per_stream']} kB/stream), errors {row['error_count']}")
             results["open_streams"].append(row)
+            save()
         results["context"] = await context_rows(upstream, up_pid, responsa, tips, "sqlite", p)
+        save()
     if args.postgres != "none":
         results["context"] += await postgres_context(args.postgres, tmp, upstream, up_port, up_pid, p)
+        save()
     if llama is not None:
         log(f"context depth {p['llama_depths']} on llama-stack (chains built through its API)")
         async with load.session(16) as http:
             llama_tips = {d: await context_depth.build_via_api(http, llama, d) for d in p["llama_depths"]}
         results["context"] += await context_rows(upstream, up_pid, llama, llama_tips, "sqlite", p)
-    return results
 
 
 async def context_rows(upstream: str, up_pid: int, target: load.Target, tips: dict[int, str], backend: str,
@@ -165,18 +184,32 @@ def main() -> int:
     parser.add_argument("--label", default="", help="a name for this run, kept in the JSON (e.g. before/after)")
     parser.add_argument("--no-llama-stack", dest="llama_stack", action="store_false",
                         help="skip the llama-stack comparison (it needs Python 3.12 and a one-time install)")
+    parser.add_argument("--checkout", type=Path, help="measure the Responsa of this checkout (e.g. a worktree of "
+                        "an older commit, for a before/after pair in one quiet window); default: this one")
     parser.add_argument("--seconds", type=float, help="time budget per measurement point (default 5, quick 2)")
     parser.add_argument("--postgres", default=PG_DEFAULT, help="base URL for the PostgreSQL context runs, or 'none'")
     args = parser.parse_args()
+    # SIGTERM (a timeout, a CI cancel) unwinds like Ctrl-C: the servers started here are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     p = plan(args.quick)
+    global CHECKOUT
+    if args.checkout:
+        CHECKOUT = args.checkout.resolve()
+        sys.path.insert(0, str(CHECKOUT / "src"))  # the chains are seeded with that checkout's store code
     if args.seconds:
         p["seconds"] = args.seconds
     started = time.monotonic()
-    info = machine()
+    info = machine(CHECKOUT)
     log(f"machine: {info}")
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}"
-    import subprocess
+    results: dict[str, Any] = {"label": args.label, "quick": args.quick, "machine": info, "partial": True,
+                               "plan": {k: v for k, v in p.items() if not isinstance(v, dict)},
+                               "latency": [], "relay": [], "open_streams": [], "context": []}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
 
     with tempfile.TemporaryDirectory(prefix="responsa-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -184,20 +217,20 @@ def main() -> int:
                                 env=checkout_env(), stderr=(tmp / "fake.log").open("wb"))
         with running(fake):
             wait_up(f"{upstream}/v1/models", fake)
-            llama_proc, llama, llama_note = None, None, None
+            llama_proc, llama = None, None
             if args.llama_stack:
                 log("llama-stack: preparing its venv and server")
-                llama_proc, llama, llama_note = llama_stack.start(tmp, up_port, log)
+                llama_proc, llama, why = llama_stack.start(tmp, up_port, log)
+                results["llama_stack"] = llama_stack.VERSION if llama else why
                 if llama is None:
-                    log(f"llama-stack skipped: {llama_note}")
+                    log(f"llama-stack skipped: {why}")
+            else:
+                results["llama_stack"] = "not run (--no-llama-stack)"
             with running(*([llama_proc] if llama_proc else [])):
-                results = asyncio.run(suite(args, tmp, upstream, up_port, fake.pid, llama, p))
-    results = {"label": args.label, "quick": args.quick, "machine": info,
-               "loadavg_1m_end": round(__import__("os").getloadavg()[0], 2),
-               "seconds": round(time.monotonic() - started, 1),
-               "llama_stack": llama_note if llama is None else llama_stack.VERSION, **results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
+                asyncio.run(suite(args, tmp, upstream, up_port, fake.pid, llama, p, results, save))
+    results.update(partial=False, loadavg_1m_end=round(os.getloadavg()[0], 2),
+                   seconds=round(time.monotonic() - started, 1))
+    save()
     log(f"wrote {args.out}")
     print(report.markdown(results))
     png = args.plot or args.out.with_suffix(".png")

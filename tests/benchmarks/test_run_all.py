@@ -39,7 +39,7 @@ def test_quick_suite_measures_every_part(tmp_path: Path) -> None:
     assert relay["through_events_per_s"] > 0 and relay["server_cpu_us_per_event"] > 0
 
     (held,) = results["open_streams"]
-    assert held["streams_relaying"] == held["upstream_held_max"] == held["streams"] == 50
+    assert held["streams_relaying"] == held["upstream_held"] == held["streams"] == 50
     assert held["rss_open_mb"] > 0 and held["error_count"] == 0
 
     depths = {r["depth"]: r for r in results["context"]}
