@@ -28,7 +28,7 @@ def test_quick_suite_measures_every_part(tmp_path: Path) -> None:
     assert {(r["mode"], r["store"], r["concurrency"]) for r in latency} == {
         (mode, store, c) for mode in ("non-streamed", "streamed") for store in (True, False) for c in (1, 16)}
     for r in latency:
-        assert r["through"]["n"] == r["direct"]["n"] > 0
+        assert r["through"]["n"] > 0 and r["direct"]["n"] > 0 and r["through"]["errors"] == 0
         assert r["through"]["rps"] > 0 and r["through"]["server_cpu_us_per_request"] > 0
         if r["mode"] == "streamed":  # every stream relayed the fake's words as text deltas
             assert r["through"]["events"] >= r["through"]["n"] * 10
