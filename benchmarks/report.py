@@ -31,11 +31,14 @@ def markdown(*runs: dict[str, Any]) -> str:
     def cell(run: dict[str, Any]) -> str:
         return f"| {_name(run)} " if multi else ""
 
-    out.append("Machine: " + "; ".join(
-        f"{_name(r)}: commit {r['machine']['commit']}, {r['machine']['time_utc']}, load average "
-        f"{r['machine']['loadavg_1m']} -> {r.get('loadavg_1m_end')}, {r['machine']['cpus']} CPUs, "
-        f"{r.get('seconds', 0):.0f} s{' (quick)' if r.get('quick') else ''}{' (PARTIAL)' if r.get('partial') else ''}"
-        for r in runs) + "\n")
+    def about(r: dict[str, Any]) -> str:
+        end = f" -> {r['loadavg_1m_end']}" if r.get("loadavg_1m_end") is not None else ""
+        took = f", {r['seconds']:.0f} s" if r.get("seconds") else ""
+        flags = (" (quick)" if r.get("quick") else "") + (f" ({r['note']})" if r.get("note") else "")
+        return (f"{_name(r)}: commit {r['machine']['commit']}, {r['machine']['time_utc']}, load average "
+                f"{r['machine']['loadavg_1m']}{end}, {r['machine']['cpus']} CPUs{took}{flags}")
+
+    out.append("Machine: " + "; ".join(about(r) for r in runs) + "\n")
 
     out.append("**Added latency** (through minus direct, ms; direct = the same fake upstream called by the same "
                "client at the same concurrency just before):\n")
