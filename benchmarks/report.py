@@ -22,6 +22,54 @@ def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
+def _lat(run: dict[str, Any], mode: str, store: bool, c: int) -> dict[str, Any] | None:
+    return next((r for r in run["latency"] if r["target"] == "responsa" and r["mode"] == mode
+                 and r["store"] == store and r["concurrency"] == c), None)
+
+
+def _depth_ratio(run: dict[str, Any], backend: str) -> str:
+    rows = {r["depth"]: r for r in run["context"] if r.get("target") == "responsa" and r["backend"] == backend
+            and "skipped" not in r}
+    if 1 not in rows or len(rows) < 2:
+        return "-"
+    deep = rows[max(rows)]
+    cpu = deep["through"]["server_cpu_us_per_request"] / rows[1]["through"]["server_cpu_us_per_request"]
+    added = deep["added_p50_ms"] / rows[1]["added_p50_ms"] if rows[1]["added_p50_ms"] > 0 else float("nan")
+    return f"{added:.1f}x added / {cpu:.1f}x CPU (depth {max(rows)})"
+
+
+def targets(run: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Issue 16's targets, each with what this run measured: (target, goal, measured)."""
+    out: list[tuple[str, str, str]] = []
+    ns1 = _lat(run, "non-streamed", True, 1)
+    if ns1:
+        out.append(("non-streamed added latency, c=1, store on, SQLite", "p50 ≤ 0.5 ms (must ≤ 0.8), p99 ≤ 2 ms",
+                    f"p50 {ns1['added_p50_ms']:+.2f} ms, p99 {ns1['added_p99_ms']:+.2f} ms "
+                    f"({ns1['through']['server_cpu_us_per_request']:.0f} µs server CPU/request)"))
+    for store, goal in ((True, "≥ 1,200 rps"), (False, "≥ 2,000 rps")):
+        r = _lat(run, "non-streamed", store, 32)
+        if r:
+            out.append((f"throughput at c=32, store {'on' if store else 'off'}, one process", goal,
+                        f"{r['through']['rps']:.0f} rps (direct fake: {r['direct']['rps']:.0f})"))
+    st1 = _lat(run, "streamed", True, 1)
+    if st1 and "added_first_text_p50_ms" in st1:
+        out.append(("streamed: added time to first text, c=1", "≤ 0.5 ms", f"{st1['added_first_text_p50_ms']:+.2f} ms"))
+    relay = next((r for r in run["relay"] if r["target"] == "responsa"), None)
+    if relay:
+        out.append(("streamed: server CPU per event", "≤ 10 µs", f"{relay['server_cpu_us_per_event']:.1f} µs"))
+        out.append(("streamed: events/s relayed (2,000-delta answer)", "≥ 50,000",
+                    f"{relay['through_events_per_s']:.0f} (the fake alone: {relay['direct_events_per_s']:.0f})"))
+    held = next((r for r in run["open_streams"] if r["target"] == "responsa"), None)
+    if held:
+        out.append(("1,000 open streams", "≤ 400 MB RSS",
+                    f"{held['rss_open_mb']:.0f} MB with {held['streams_relaying']} relaying"))
+    for backend in ("sqlite", "postgres"):
+        ratio = _depth_ratio(run, backend)
+        if ratio != "-":
+            out.append((f"context load, depth 1,000 vs 1, {backend}", "≤ 1.5x", ratio))
+    return out
+
+
 def markdown(*runs: dict[str, Any]) -> str:
     multi = len(runs) > 1
     out: list[str] = []
@@ -39,6 +87,19 @@ def markdown(*runs: dict[str, Any]) -> str:
                 f"{r['machine']['loadavg_1m']}{end}, {r['machine']['cpus']} CPUs{took}{flags}")
 
     out.append("Machine: " + "; ".join(about(r) for r in runs) + "\n")
+
+    goals: dict[str, str] = {}
+    measured: dict[str, list[str]] = {}
+    for i, run in enumerate(runs):
+        for name, goal, value in targets(run):
+            goals.setdefault(name, goal)
+            measured.setdefault(name, ["-"] * len(runs))[i] = value
+    if goals:
+        out.append("**Issue 16 targets** (this 2-core machine, ratios in one run):\n")
+        out.append("| target | goal | " + " | ".join(_name(r) for r in runs) + " |")
+        out.append("|---|---|" + "---|" * len(runs))
+        out += [f"| {name} | {goal} | " + " | ".join(measured[name]) + " |" for name, goal in goals.items()]
+        out.append("")
 
     out.append("**Added latency** (through minus direct, ms; direct = the same fake upstream called by the same "
                "client at the same concurrency just before):\n")
