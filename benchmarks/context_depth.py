@@ -12,6 +12,7 @@ its chains are built through its API (``build_via_api``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 import uuid
@@ -45,30 +46,35 @@ def history(depth: int) -> list[dict[str, Any]]:
 
 
 async def seed_chain(database_url: str, depth: int) -> str:
-    """Write a chain of ``depth`` finished responses for ``TENANT``; the id of its last."""
+    """Write a chain of ``depth`` finished responses for ``TENANT``; the id
+    of its last. The ids are drawn first, so the rows are written 16 at a
+    time (a chain is links between ids, not an order of insertion)."""
     from responsa.store import open_store
 
     store = open_store(database_url)
     await store.open()
-    previous: str | None = None
+    ids = [f"resp_{uuid.uuid4().hex}{uuid.uuid4().hex[:16]}" for _ in range(depth)]
     now = int(time.time()) - depth
-    try:
-        for n in range(depth):
-            rid = f"resp_{uuid.uuid4().hex}{uuid.uuid4().hex[:16]}"
-            response = {"id": rid, "object": "response", "created_at": now + n, "completed_at": now + n,
-                        "status": "completed", "model": "fake/fake-model", "previous_response_id": previous,
-                        "conversation_id": None, "background": False, "error": None, "metadata": {},
-                        "output": [_message("assistant", f"You said: question {n}")],
-                        "usage": {"input_tokens": 2, "output_tokens": 3, "total_tokens": 5,
-                                  "input_tokens_details": {"cached_tokens": 0},
-                                  "output_tokens_details": {"reasoning_tokens": 0}}}
-            request = {"model": "fake/fake-model", "input": f"question {n}", "previous_response_id": previous}
+    gate = asyncio.Semaphore(16)
+
+    async def write(n: int) -> None:
+        previous = ids[n - 1] if n else None
+        response = {"id": ids[n], "object": "response", "created_at": now + n, "completed_at": now + n,
+                    "status": "completed", "model": "fake/fake-model", "previous_response_id": previous,
+                    "conversation_id": None, "background": False, "error": None, "metadata": {},
+                    "output": [_message("assistant", f"You said: question {n}")],
+                    "usage": {"input_tokens": 2, "output_tokens": 3, "total_tokens": 5,
+                              "input_tokens_details": {"cached_tokens": 0},
+                              "output_tokens_details": {"reasoning_tokens": 0}}}
+        request = {"model": "fake/fake-model", "input": f"question {n}", "previous_response_id": previous}
+        async with gate:
             await store.record_response(TENANT, response, request, [_message("user", f"question {n}")])
-            previous = rid
+
+    try:
+        await asyncio.gather(*(write(n) for n in range(depth)))
     finally:
         await store.close()
-    assert previous is not None
-    return previous
+    return ids[-1]
 
 
 async def build_via_api(http: aiohttp.ClientSession, target: Target, depth: int) -> str:
