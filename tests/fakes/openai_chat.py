@@ -156,7 +156,8 @@ def _script(text: str, body: Json) -> _Script:
         s.finish = "tool_calls"
     elif names := _called(text, body):
         for i, name in enumerate(names):
-            args = orjson.dumps({"city": "Paris", "n": i}).decode()
+            # ``weather``: arguments that fit a strict get_weather schema; ``call:``: numbered.
+            args = orjson.dumps({"city": "Paris"} if text.startswith("weather") else {"city": "Paris", "n": i}).decode()
             s.calls.append((f"call_fake_{i}", name, [args[:5], args[5:12], args[12:]]))
         s.single_index = text.startswith("ollama")
         s.finish = "stop" if s.single_index else "tool_calls"

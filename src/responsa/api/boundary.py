@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from responsa.protocol.errors import APIError, invalid, not_found
+from responsa.protocol.errors import APIError, body_for, invalid, not_found
 
 _LOOKUPS = {"previous_response_id": ("Previous response", "previous_response_not_found"),
             "conversation": ("Conversation", "conversation_not_found"),
@@ -114,7 +114,7 @@ class NulGuard:
             await receive()  # websocket.connect
             await send({"type": "websocket.close", "code": 1008, "reason": error.message[:120]})
             return
-        body = orjson.dumps(error.body())
+        body = orjson.dumps(body_for(error, path))
         await send({"type": "http.response.start", "status": error.status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -21,7 +20,6 @@ from responsa.api.state import json_body, state
 from responsa.engine.context import Prepared
 from responsa.engine.engine import Engine, failure
 from responsa.protocol import chat as C
-from responsa.protocol import events as E
 from responsa.protocol.errors import ResponsaError, error_body
 from responsa.protocol.request import parse_create
 from responsa.protocol.types import Event
@@ -50,20 +48,6 @@ def _show(final: ResponseJson, chat: C.ChatRequest) -> Response:
     return json_response(C.completion(final, chat))
 
 
-async def _chunks(head: list[Event], rest: AsyncIterator[Event], chat: C.ChatRequest) -> AsyncIterator[bytes]:
-    encoder = C.ChunkEncoder(chat)
-
-    async for ev in sse.prepend(head, rest):
-        if ev["type"] == E.FAILED:
-            error = failure(ev["response"])
-            if error is not None:
-                yield b"data: " + orjson.dumps(error_body(error)) + b"\n\n"
-            continue
-        for chunk in encoder.feed(ev):
-            yield C.encode_chunk(chunk)
-    yield sse.DONE
-
-
 async def create(request: Request) -> Response:
     st = state(request)
     tenant = st.tenant(request)
@@ -76,21 +60,18 @@ async def create(request: Request) -> Response:
         if not chat.stream:
             return _show(await st.engine.respond(prep, tenant, idempotency_key=idem), chat)
         events: AsyncIterator[Event] = st.engine.run(prep, tenant, idempotency_key=idem)
-        # Hold the events until the first output (or the end): a turn that
-        # fails before it (an upstream 429, an unknown upstream model) is an
-        # HTTP error the client's retry logic understands, not a 200 stream.
-        async for ev in events:
-            head.append(ev)
-            if ev["type"] == E.ITEM_ADDED or ev["type"] in E.TERMINAL:
-                break
+        head = await sse.opening(events)
     except IdempotencyConflict as dup:
         earlier = await st.engine.earlier(tenant, dup.response_id, prep.request_json)
         if not chat.stream:
             return _show(earlier, chat)
         head, events = [], st.engine.events(tenant, earlier)
-    if head and head[-1]["type"] == E.FAILED:
+    if sse.opening_failure(head) is not None:
         return _show(head[-1]["response"], chat)
-    return StreamingResponse(_chunks(head, events, chat), media_type="text/event-stream", headers=sse.HEADERS)
+    encoder = C.ChunkEncoder(chat)
+    chunks = sse.translate(head, events, lambda ev: map(C.encode_chunk, encoder.feed(ev)),
+                           lambda exc: C.encode_chunk(dict(error_body(exc))), sse.DONE)
+    return StreamingResponse(chunks, media_type="text/event-stream", headers=sse.HEADERS)
 
 
 routes = [Route("/v1/chat/completions", create, methods=["POST"])]

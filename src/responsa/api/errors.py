@@ -11,18 +11,19 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from responsa.protocol.errors import ResponsaError, ServerError, error_body
+from responsa.protocol.errors import ResponsaError, ServerError, body_for
 
 log = logging.getLogger("responsa.api")
 
 
-def error_response(exc: ResponsaError) -> Response:
-    return Response(orjson.dumps(error_body(exc)), status_code=exc.status, media_type="application/json")
+def error_response(exc: ResponsaError, path: str = "") -> Response:
+    """``exc`` as a JSON response, in the error shape of the API ``path`` belongs to."""
+    return Response(orjson.dumps(body_for(exc, path)), status_code=exc.status, media_type="application/json")
 
 
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ResponsaError)
-    return error_response(exc)
+    return error_response(exc, request.url.path)
 
 
 def _route_hint(path: str, server: str) -> str:
@@ -47,9 +48,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         message = f"Method {request.method} is not allowed on {request.url.path}."
     return error_response(ResponsaError(str(message), status=exc.status_code,
-                                        code="not_found" if exc.status_code == 404 else None))
+                                        code="not_found" if exc.status_code == 404 else None), path)
 
 
 async def unhandled(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(ServerError())
+    return error_response(ServerError(), request.url.path)

@@ -1,14 +1,23 @@
 """Server-sent events framing. Each event is ONE chunk (``event:`` line,
 single-line ``data:`` JSON, blank line) so a client's parser never sees an
 event split across reads; LF line endings; the stream ends with
-``data: [DONE]``."""
+``data: [DONE]``.
+
+Also what every front door does with a turn's stream (``opening``,
+``translate``): hold it until its first output, so a turn that fails before
+any output is answered as an HTTP error, then re-encode the rest in the
+door's own dialect."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import orjson
+
+from responsa.engine.engine import failure
+from responsa.protocol import events as E
+from responsa.protocol.errors import ResponsaError
 
 DONE = b"data: [DONE]\n\n"
 
@@ -32,6 +41,45 @@ async def prepend(head: Iterable[dict[str, Any]],
         yield ev
     async for ev in rest:
         yield ev
+
+
+async def opening(events: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A turn's events up to its first output item (or its end). A translating
+    door holds these before answering: a turn that fails before any output
+    (an upstream 429, an unknown upstream model) is then an HTTP error the
+    client's retry logic understands, not a 200 stream. ``opening_failure``
+    says whether it did."""
+    head: list[dict[str, Any]] = []
+    async for ev in events:
+        head.append(ev)
+        if ev["type"] == E.ITEM_ADDED or ev["type"] in E.TERMINAL:
+            break
+    return head
+
+
+def opening_failure(head: list[dict[str, Any]]) -> ResponsaError | None:
+    """The error the turn failed with before its first output, if it did."""
+    if head and head[-1]["type"] == E.FAILED:
+        return failure(head[-1]["response"])
+    return None
+
+
+async def translate(head: list[dict[str, Any]], rest: AsyncIterator[dict[str, Any]],
+                    feed: Callable[[dict[str, Any]], Iterable[bytes]],
+                    error: Callable[[ResponsaError], bytes], end: bytes = b"") -> AsyncIterator[bytes]:
+    """A turn's events re-encoded by a door: ``feed`` turns each event into
+    the door's frames; a failure after the first output becomes the door's
+    ``error`` frame; ``end`` closes the stream."""
+    async for ev in prepend(head, rest):
+        if ev["type"] == E.FAILED:
+            exc = failure(ev["response"])
+            if exc is not None:
+                yield error(exc)
+            continue
+        for out in feed(ev):
+            yield out
+    if end:
+        yield end
 
 
 HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from responsa.observability import context, logs, metrics, tracing
 from responsa.observability.logs import ACCESS
-from responsa.protocol.errors import APIError
+from responsa.protocol.errors import APIError, body_for
 
 _VALID_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _PREFIX = os.urandom(6).hex()
@@ -136,7 +136,7 @@ class ObservabilityMiddleware:
             self._finish(scope, obs, stream)
 
     async def _refuse(self, scope: Scope, send: Send, exc: APIError, rid_header: tuple[bytes, bytes]) -> None:
-        body = orjson.dumps(exc.body())
+        body = orjson.dumps(body_for(exc, scope.get("path", "")))
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                    *((k.encode(), v.encode()) for k, v in getattr(exc, "headers", {}).items())]
         if scope["type"] == "http":

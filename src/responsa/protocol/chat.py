@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from responsa.protocol import events as E
-from responsa.protocol.errors import ResponsaError, invalid
+from responsa.protocol.errors import ResponsaError, invalid, rename_input, rename_prefix, renamed
 from responsa.protocol.types import Event, Item, Response
 
 Json = dict[str, Any]
@@ -460,32 +460,15 @@ _RENAMES = (("text.format.", "response_format.json_schema."), ("text.format", "r
 
 def rename_param(exc: ResponsaError, chat: ChatRequest) -> ResponsaError:
     """``exc`` naming the chat parameter its Responses parameter came from."""
-    param = exc.param
-    if not param:
-        return exc
-    new = param
-    if param.startswith("input[") and "]" in param:
-        index, _, rest = param[len("input["):].partition("]")
-        if index.isdigit() and int(index) < len(chat.origins):
-            new = chat.origins[int(index)] + rest
-        else:
-            new = "messages" + rest
-    elif param == "input":
-        new = "messages"
-    elif param == "max_output_tokens":
-        new = chat.max_tokens_param
-    elif param.startswith("tools[") and "]." in param:
+    param = exc.param or ""
+    if param.startswith("input"):
+        return rename_input(exc, chat.origins, "messages")
+    if param == "max_output_tokens":
+        return renamed(exc, chat.max_tokens_param)
+    if param.startswith("tools[") and "]." in param:
         head, _, rest = param.partition("].")
-        new = f"{head}].function.{rest}" if not rest.startswith("type") else param
-    else:
-        for old, repl in _RENAMES:
-            if param.startswith(old):
-                new = repl + param[len(old):]
-                break
-    if new != param:
-        exc.message = exc.message.replace(f"'{param}'", f"'{new}'")
-        exc.param = new
-    return exc
+        return renamed(exc, f"{head}].function.{rest}") if not rest.startswith("type") else exc
+    return rename_prefix(exc, _RENAMES)
 
 
 # -- response ------------------------------------------------------------------

@@ -9,13 +9,16 @@ turn it into each form a client meets:
 - ``error_object``: the payload of an SSE ``error`` event;
 - ``stored_error``: ``response.error`` of a failed Response (and back,
   ``from_stored``, so a replayed or retried failure keeps its real type);
-- ``ws_frame``: a WebSocket error frame ``{"type": "error", "status", "error"}``.
+- ``ws_frame``: a WebSocket error frame ``{"type": "error", "status", "error"}``;
+- ``anthropic_body``: Anthropic's shape ``{"type": "error", "error": {"type", "message"}}``,
+  which the Messages front door answers in (``body_for`` picks by path).
 
 Nothing else writes ``{"message", "type", "param", "code"}`` by hand.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from responsa.protocol.types import ErrorObject, StoredError
@@ -51,9 +54,6 @@ class ResponsaError(Exception):
         self.code = code if code is not None else self.default_code
         if retryable is not None:
             self.retryable = retryable
-
-    def body(self) -> dict[str, ErrorObject]:
-        return error_body(self)
 
 
 APIError = ResponsaError
@@ -107,6 +107,29 @@ def error_body(exc: ResponsaError) -> dict[str, ErrorObject]:
     return {"error": error_object(exc)}
 
 
+_ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                    404: "not_found_error", 405: "invalid_request_error", 409: "invalid_request_error",
+                    413: "request_too_large", 422: "invalid_request_error", 429: "rate_limit_error",
+                    503: "overloaded_error", 504: "timeout_error", 529: "overloaded_error"}
+ANTHROPIC_PATHS = ("/v1/messages",)
+"""The Anthropic Messages API's routes: every error on them is in Anthropic's
+shape (the ``anthropic`` SDK and Claude Code read ``error.type``)."""
+
+
+def anthropic_body(exc: ResponsaError) -> dict[str, Any]:
+    """Anthropic's error shape; its types are per status (5xx: ``api_error``)."""
+    etype = _ANTHROPIC_TYPES.get(exc.status, "api_error" if exc.status >= 500 else "invalid_request_error")
+    return {"type": "error", "error": {"type": etype, "message": exc.message}}
+
+
+def body_for(exc: ResponsaError, path: str) -> dict[str, Any]:
+    """The error body for a request to ``path``: Anthropic's shape on the
+    Messages routes, OpenAI's everywhere else."""
+    if path.startswith(ANTHROPIC_PATHS):
+        return anthropic_body(exc)
+    return dict(error_body(exc))
+
+
 def ws_frame(exc: ResponsaError) -> dict[str, Any]:
     """A WebSocket error frame; ``code`` is never null there (clients switch on it)."""
     obj = error_object(exc)
@@ -143,4 +166,38 @@ def invalid(message: str, param: str | None = None, code: str | None = "invalid_
 def not_found(message: str, param: str | None = None, code: str | None = "not_found") -> ResponsaError:
     exc = NotFound(message, param=param)
     exc.code = code
+    return exc
+
+
+# -- parameter names: a front door's errors name its own parameters ----------
+
+
+def renamed(exc: ResponsaError, new: str) -> ResponsaError:
+    """``exc`` naming parameter ``new`` instead of its own (in its message too)."""
+    old = exc.param
+    if old and new != old:
+        exc.message = exc.message.replace(f"'{old}'", f"'{new}'")
+        exc.param = new
+    return exc
+
+
+def rename_prefix(exc: ResponsaError, table: Sequence[tuple[str, str]]) -> ResponsaError:
+    """``exc`` with the first matching ``(old prefix, new prefix)`` of ``table`` applied to its param."""
+    param = exc.param or ""
+    for old, new in table:
+        if param.startswith(old):
+            return renamed(exc, new + param[len(old):])
+    return exc
+
+
+def rename_input(exc: ResponsaError, origins: Sequence[str], whole: str) -> ResponsaError:
+    """An error naming input item ``i`` (``input[i].content[0]``) names what
+    the door made that item from (``origins[i]`` + the rest); ``input`` itself is ``whole``."""
+    param = exc.param or ""
+    if param == "input":
+        return renamed(exc, whole)
+    if param.startswith("input[") and "]" in param:
+        index, _, rest = param[len("input["):].partition("]")
+        origin = origins[int(index)] if index.isdigit() and int(index) < len(origins) else whole
+        return renamed(exc, origin + rest)
     return exc

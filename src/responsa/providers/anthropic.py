@@ -287,7 +287,20 @@ def build_body(req: ModelRequest, default_max_tokens: int = DEFAULT_MAX_TOKENS) 
         if choice["type"] != "none" and (not req.parallel_tool_calls or json_tool):
             choice["disable_parallel_tool_use"] = True
         body["tools"], body["tool_choice"] = tools, choice
+    _settings(req.extra, body)
     return body
+
+
+def _settings(extra: Json, body: Json) -> None:
+    """The model entry's ``settings`` merged last, as every adapter does;
+    ``stop`` (what the Chat Completions and Messages doors put there) is
+    Anthropic's ``stop_sequences``. Keys Anthropic does not know (``seed``)
+    reach it and come back as its 400, never silently dropped."""
+    for key, value in extra.items():
+        if key == "stop":
+            body["stop_sequences"] = [value] if isinstance(value, str) else value
+        else:
+            body[key] = value
 
 
 # --- stream translation ---------------------------------------------------------

@@ -1,0 +1,221 @@
+"""The Chat Completions and Messages front doors in front of every provider
+family: the test model, the fake upstreams speaking their real wire formats
+(Chat Completions, Responses, Anthropic) and the embedded model
+``local/smollm2``, driven by the real ``openai`` SDK
+(``chat.completions.create``/``.stream``/``.parse``) and the real
+``anthropic`` SDK (``messages.create``/``.stream``), with function tools
+round-tripped (call -> the client sends the result -> the final answer).
+
+Every completion, chunk, message and stream event the server sends is
+validated strictly with the SDKs' own types (``tests.door_checks``: the
+clients' HTTP transport checks each body it reads).
+
+The embedded model is not scripted: its cases assert the shape (a call of
+the forced tool with schema-valid arguments, then an answer), not words."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import httpx2
+import openai
+import pytest
+from openai import OpenAI
+from pydantic import BaseModel
+
+from responsa.api.app import create_app
+from responsa.config import ProviderConfig, load_settings
+from tests.door_checks import checked_http
+from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.openai_chat import FakeChat
+from tests.fakes.openai_responses import FakeResponses
+from tests.helpers import serve_in_thread
+
+SCRIPTED = ["test/echo", "chat/fake-model", "native/gpt-fake", "claude/claude-sonnet-4-5"]
+LOCAL = "local/smollm2"
+EVERY = [*SCRIPTED, LOCAL]
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+CLAUDE_WEATHER = {"name": "get_weather", "description": "Current weather for a city",
+                  "input_schema": WEATHER["function"]["parameters"]}  # type: ignore[index]
+RESULT = '{"temp_c": 21}'
+
+
+@pytest.fixture(scope="module")
+def server(chat_fake_server: tuple[FakeChat, str], responses_fake_server: tuple[FakeResponses, str],
+           anthropic_fake_server: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    settings = load_settings(None, database_url=f"sqlite:///{tmp_path_factory.mktemp('door')}/r.db",
+                             default_model="test/echo")
+    for name, kind, url in (("chat", "chat-completions", chat_fake_server[1]),
+                            ("native", "openai-responses", responses_fake_server[1]),
+                            ("claude", "anthropic", anthropic_fake_server.url)):
+        settings.providers[name] = ProviderConfig(name=name, kind=kind, base_url=url, options={"max_retries": 0})
+    with serve_in_thread(create_app(settings), lifespan="on") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(server: str) -> Iterator[OpenAI]:
+    with checked_http() as http:
+        yield OpenAI(base_url=f"{server}/v1", api_key="test-key", max_retries=0, http_client=http)
+
+
+@pytest.fixture(scope="module")
+def claude(server: str) -> Iterator[anthropic.Anthropic]:
+    with checked_http(httpx2) as http:
+        yield anthropic.Anthropic(base_url=server, api_key="test-key", max_retries=0, http_client=http)
+
+
+def _limits(model: str) -> dict[str, Any]:
+    """The embedded model answers greedily and briefly (a tool call needs room)."""
+    return {"temperature": 0} if model == LOCAL else {}
+
+
+def _answered(model: str, text: str | None) -> None:
+    """The final answer after the tool result: scripted models report it."""
+    assert text and text.strip()
+    if model != LOCAL:
+        assert RESULT in text or "21" in text, text
+
+
+# -- Chat Completions ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", SCRIPTED)
+def test_chat_text_and_stream(client: OpenAI, model: str) -> None:
+    done = client.chat.completions.create(model=model, max_completion_tokens=16,
+                                          messages=[{"role": "user", "content": "What is the capital of France?"}])
+    assert done.choices[0].finish_reason == "stop"
+    assert "What is the capital of France?" in (done.choices[0].message.content or "")
+    assert done.usage is not None and done.usage.completion_tokens > 0
+    chunks = list(client.chat.completions.create(model=model, stream=True, stream_options={"include_usage": True},
+                                                 max_completion_tokens=16,
+                                                 messages=[{"role": "user", "content": "Say hello."}]))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip() and chunks[-1].usage is not None and chunks[-1].choices == []
+    assert chunks[-1].usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize("model", EVERY)
+def test_chat_create_tool_round_trip(client: OpenAI, model: str) -> None:
+    messages: list[Any] = [{"role": "user", "content": "weather in Paris?"}]
+    first = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER],  # type: ignore[list-item]
+                                           tool_choice="required", max_completion_tokens=128, **_limits(model))
+    assert first.choices[0].finish_reason == "tool_calls"
+    (call,) = first.choices[0].message.tool_calls or []
+    assert call.type == "function" and call.function.name == "get_weather"
+    assert isinstance(json.loads(call.function.arguments)["city"], str)
+    messages += [first.choices[0].message.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.id, "content": RESULT}]
+    second = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER],  # type: ignore[list-item]
+                                            tool_choice="none", max_completion_tokens=24, **_limits(model))
+    assert second.choices[0].finish_reason in (("stop", "length") if model == LOCAL else ("stop",))
+    assert not second.choices[0].message.tool_calls
+    _answered(model, second.choices[0].message.content)
+
+
+@pytest.mark.parametrize("model", EVERY)
+def test_chat_stream_helper_tool_round_trip(client: OpenAI, model: str) -> None:
+    """``chat.completions.stream``: the SDK folds the chunks (tool call
+    deltas included) into the final completion."""
+    messages: list[Any] = [{"role": "user", "content": "weather in Paris?"}]
+    with client.chat.completions.stream(model=model, messages=messages, tools=[WEATHER],  # type: ignore[list-item]
+                                        tool_choice="required", max_completion_tokens=128,
+                                        **_limits(model)) as stream:
+        kinds = {ev.type for ev in stream}
+        first = stream.get_final_completion()
+    assert "tool_calls.function.arguments.done" in kinds
+    (call,) = first.choices[0].message.tool_calls or []
+    assert call.function.name == "get_weather" and isinstance(json.loads(call.function.arguments), dict)
+    messages += [{"role": "assistant", "tool_calls": [{"id": call.id, "type": "function", "function": {
+                     "name": call.function.name, "arguments": call.function.arguments}}]},
+                 {"role": "tool", "tool_call_id": call.id, "content": RESULT}]
+    with client.chat.completions.stream(model=model, messages=messages, tools=[WEATHER],  # type: ignore[list-item]
+                                        tool_choice="none", max_completion_tokens=24, **_limits(model)) as stream:
+        second = stream.get_final_completion()
+    _answered(model, second.choices[0].message.content)
+
+
+class Answer(BaseModel):
+    answer: int
+
+
+class GetWeather(BaseModel):
+    """Current weather for a city."""
+
+    city: str
+
+
+@pytest.mark.parametrize("model", EVERY)
+def test_chat_parse_structured_output_and_strict_tool(client: OpenAI, model: str) -> None:
+    """``chat.completions.parse``: a pydantic ``response_format`` (a strict
+    json_schema) comes back parsed; a pydantic function tool's arguments too."""
+    done = client.chat.completions.parse(model=model, response_format=Answer, max_completion_tokens=48,
+                                         **_limits(model),
+                                         messages=[{"role": "user", "content": "json what is 6 times 7?"}])
+    parsed = done.choices[0].message.parsed
+    assert isinstance(parsed, Answer)
+    tool = openai.pydantic_function_tool(GetWeather, name="get_weather")
+    called = client.chat.completions.parse(model=model, tools=[tool], tool_choice="required",
+                                           parallel_tool_calls=False, max_completion_tokens=128, **_limits(model),
+                                           messages=[{"role": "user", "content": "weather in Paris?"}])
+    (call,) = called.choices[0].message.tool_calls or []
+    assert isinstance(call.function.parsed_arguments, GetWeather)
+
+
+def test_stop_and_seed_reach_a_chat_upstream(client: OpenAI, chat_fake_server: tuple[FakeChat, str]) -> None:
+    fake = chat_fake_server[0]
+    client.chat.completions.create(model="chat/fake-model", stop=["END"], seed=42,
+                                   messages=[{"role": "user", "content": "hi"}])
+    assert (fake.last["stop"], fake.last["seed"]) == (["END"], 42)
+
+
+# -- Anthropic Messages --------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", EVERY)
+def test_messages_create_tool_round_trip(claude: anthropic.Anthropic, model: str) -> None:
+    messages: list[Any] = [{"role": "user", "content": "weather in Paris?"}]
+    first = claude.messages.create(model=model, max_tokens=128, messages=messages, tools=[CLAUDE_WEATHER],
+                                   tool_choice={"type": "any", "disable_parallel_tool_use": True})  # type: ignore[arg-type]
+    assert first.stop_reason == "tool_use"
+    (use,) = [b for b in first.content if b.type == "tool_use"]
+    assert use.name == "get_weather" and isinstance(use.input["city"], str)  # type: ignore[index]
+    messages += [{"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": RESULT}]}]
+    second = claude.messages.create(model=model, max_tokens=24, messages=messages, tools=[CLAUDE_WEATHER],
+                                    tool_choice={"type": "none"})  # type: ignore[arg-type]
+    assert second.stop_reason in (("end_turn", "max_tokens") if model == LOCAL else ("end_turn",))
+    assert [b.type for b in second.content] == ["text"]
+    _answered(model, second.content[0].text)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("model", EVERY)
+def test_messages_stream_tool_round_trip(claude: anthropic.Anthropic, model: str) -> None:
+    messages: list[Any] = [{"role": "user", "content": "weather in Paris?"}]
+    with claude.messages.stream(model=model, max_tokens=128, messages=messages, tools=[CLAUDE_WEATHER],
+                                tool_choice={"type": "any", "disable_parallel_tool_use": True}) as stream:  # type: ignore[arg-type]
+        types = [ev.type for ev in stream]
+        first = stream.get_final_message()
+    assert types[0] == "message_start" and types[-1] == "message_stop" and "content_block_stop" in types
+    assert first.stop_reason == "tool_use"
+    (use,) = [b for b in first.content if b.type == "tool_use"]
+    assert use.name == "get_weather" and isinstance(use.input, dict) and "city" in use.input
+    messages += [first.to_param(),
+                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": RESULT}]}]
+    with claude.messages.stream(model=model, max_tokens=24, messages=messages, tools=[CLAUDE_WEATHER],
+                                tool_choice={"type": "none"}) as stream:  # type: ignore[arg-type]
+        text = stream.get_final_text()
+    _answered(model, text)
+
+
+@pytest.mark.parametrize("model", SCRIPTED)
+def test_messages_text_system_blocks_and_stop_sequences(claude: anthropic.Anthropic, model: str) -> None:
+    msg = claude.messages.create(model=model, max_tokens=64, system=[{"type": "text", "text": "Be brief."}],
+                                 messages=[{"role": "user", "content": "What is the capital of France?"}])
+    assert msg.stop_reason == "end_turn" and "What is the capital of France?" in msg.content[0].text  # type: ignore[union-attr]
+    assert msg.usage.input_tokens > 0 and msg.usage.output_tokens > 0
