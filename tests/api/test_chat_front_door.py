@@ -2,7 +2,7 @@
 the test model: JSON, SSE chunks, tools, structured output, logprobs,
 errors naming the chat parameter, storage visible as a Response. Every
 completion and chunk is validated with the SDK's own pydantic types
-(``model_validate`` of the raw JSON: a missing required field fails)."""
+(strictly, ``tests.door_checks``: a missing required field fails)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import httpx
 import orjson
 import pytest
 from openai import BadRequestError, OpenAI
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
 
+from tests.door_checks import chat_frames, validate_chat_completion
 from tests.helpers import validate_response
 
 pytestmark = pytest.mark.slow
@@ -22,23 +23,13 @@ pytestmark = pytest.mark.slow
 
 def create(client: OpenAI, **kwargs: Any) -> ChatCompletion:
     raw = client.chat.completions.with_raw_response.create(**kwargs)
-    data = raw.http_response.json()
-    strict = ChatCompletion.model_validate(data)
-    assert data["object"] == "chat.completion" and strict.choices
+    validate_chat_completion(raw.http_response.json())
     return raw.parse()
 
 
 def chunks(http: httpx.Client, **body: Any) -> tuple[list[dict[str, Any]], bytes]:
     raw = http.post("/v1/chat/completions", json={"stream": True, **body}).content
-    frames = [f for f in raw.split(b"\n\n") if f]
-    assert frames[-1] == b"data: [DONE]"
-    out = []
-    for f in frames[:-1]:
-        assert f.startswith(b"data: ") and b"\n" not in f, f  # no `event:` line, one data line
-        out.append(orjson.loads(f[6:]))
-    for c in out:
-        ChatCompletionChunk.model_validate(c)
-    return out, raw
+    return chat_frames(raw), raw
 
 
 def test_create_echoes_and_counts(client: OpenAI) -> None:
@@ -228,6 +219,34 @@ def test_stored_completion_is_a_response(client: OpenAI, http: httpx.Client) -> 
     # Not stored unless asked (OpenAI's default for chat completions).
     other = create(client, model="test/echo", messages=[{"role": "user", "content": "gone"}])
     assert http.get(f"/v1/responses/{other.id}").status_code == 404
+
+
+def test_stored_streamed_tool_call_is_a_response_with_its_items(http: httpx.Client) -> None:
+    got = chat_frames(http.post("/v1/chat/completions", json={
+        "model": "test/echo", "store": True, "stream": True, "tools": [WEATHER],
+        "messages": [{"role": "system", "content": "be brief"},
+                     {"role": "user", "content": "weather in Oslo?"}]}).content)
+    rid = got[0]["id"]
+    found = http.get(f"/v1/responses/{rid}").json()
+    validate_response(found)
+    (call,) = found["output"]
+    assert call["type"] == "function_call" and call["name"] == "get_weather" and found["status"] == "completed"
+    items = http.get(f"/v1/responses/{rid}/input_items", params={"order": "asc"}).json()["data"]
+    assert [(i["role"], i["content"][0]["text"]) for i in items] == [("system", "be brief"),
+                                                                     ("user", "weather in Oslo?")]
+    # The tool result sent back through the door continues the same engine state.
+    done = http.post("/v1/chat/completions", json={
+        "model": "test/echo", "store": True, "tools": [WEATHER], "messages": [
+            {"role": "user", "content": "weather in Oslo?"},
+            {"role": "assistant", "tool_calls": [{"id": call["call_id"], "type": "function", "function": {
+                "name": "get_weather", "arguments": call["arguments"]}}]},
+            {"role": "tool", "tool_call_id": call["call_id"], "content": "rain"}]}).json()
+    second = http.get(f"/v1/responses/{done['id']}").json()
+    validate_response(second)
+    assert second["output"][0]["content"][0]["text"] == "The get_weather tool returned: rain"
+    kinds = [i["type"] for i in http.get(f"/v1/responses/{done['id']}/input_items",
+                                         params={"order": "asc"}).json()["data"]]
+    assert kinds == ["message", "function_call", "function_call_output"]
 
 
 def test_idempotency_key_names_one_completion(http: httpx.Client) -> None:

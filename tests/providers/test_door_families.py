@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from responsa.api.app import create_app
 from responsa.config import ProviderConfig, load_settings
 from tests.door_checks import checked_http
-from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.anthropic import SIGNATURE, FakeAnthropic
 from tests.fakes.openai_chat import FakeChat
 from tests.fakes.openai_responses import FakeResponses
 from tests.helpers import serve_in_thread
@@ -219,3 +219,51 @@ def test_messages_text_system_blocks_and_stop_sequences(claude: anthropic.Anthro
                                  messages=[{"role": "user", "content": "What is the capital of France?"}])
     assert msg.stop_reason == "end_turn" and "What is the capital of France?" in msg.content[0].text  # type: ignore[union-attr]
     assert msg.usage.input_tokens > 0 and msg.usage.output_tokens > 0
+
+
+def test_chat_params_reach_each_upstream(client: OpenAI, chat_fake_server: tuple[FakeChat, str],
+                                         anthropic_fake_server: FakeAnthropic) -> None:
+    """``stop``/``seed``/``logprobs`` on a Chat Completions upstream, ``stop``
+    as Anthropic's ``stop_sequences``; images in each upstream's form."""
+    chat = chat_fake_server[0]
+    done = client.chat.completions.create(model="chat/fake-model", stop=["END"], seed=42, logprobs=True,
+                                          top_logprobs=2, messages=[{"role": "user", "content": "hi"}])
+    assert (chat.last["stop"], chat.last["seed"], chat.last["logprobs"], chat.last["top_logprobs"]) == \
+        (["END"], 42, True, 2)
+    assert done.choices[0].logprobs is not None and done.choices[0].logprobs.content
+    assert all(len(t.top_logprobs) == 2 for t in done.choices[0].logprobs.content)
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    client.chat.completions.create(model="claude/claude-sonnet-4-5", stop=["END"], max_completion_tokens=32,
+                                   messages=[{"role": "user", "content": [{"type": "text", "text": "see"}, image]}])
+    sent = anthropic_fake_server.last
+    assert sent["stop_sequences"] == ["END"] and sent["max_tokens"] == 32
+    assert sent["messages"][0]["content"][1] == {"type": "image", "source": {
+        "type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+    client.chat.completions.create(model="chat/fake-model", messages=[{"role": "user", "content": [image]}])
+    assert chat.last["messages"][0]["content"][0]["image_url"]["url"] == image["image_url"]["url"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("model", EVERY)
+def test_chat_n_above_one_is_a_400_naming_n(client: OpenAI, model: str) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=model, n=2, messages=[{"role": "user", "content": "hi"}])
+    assert info.value.param == "n" and "n times" in info.value.message
+
+
+def test_messages_thinking_goes_back_to_anthropic_with_its_signature(
+        claude: anthropic.Anthropic, anthropic_fake_server: FakeAnthropic) -> None:
+    """A Claude thinking block, shown to the client, sent back with the next
+    turn: the upstream gets its own signature back (not another family's)."""
+    fake = anthropic_fake_server
+    first = claude.messages.create(model="claude/claude-sonnet-4-5", max_tokens=2048,
+                                   thinking={"type": "enabled", "budget_tokens": 1024},
+                                   messages=[{"role": "user", "content": "think"}])
+    assert fake.last["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    thought, text = first.content
+    assert thought.type == "thinking" and thought.thinking == "Let me think." and text.type == "text"
+    claude.messages.create(model="claude/claude-sonnet-4-5", max_tokens=2048,
+                           thinking={"type": "enabled", "budget_tokens": 1024},
+                           messages=[{"role": "user", "content": "think"}, first.to_param(),
+                                     {"role": "user", "content": "and now?"}])
+    assert fake.last["messages"][1]["content"][0] == {"type": "thinking", "thinking": "Let me think.",
+                                                      "signature": SIGNATURE}

@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from dedalus_labs import Dedalus, DedalusRunner
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from tests.helpers import validate_response
 from tests.tools.support import TOKEN
 
 pytestmark = pytest.mark.slow
@@ -74,17 +75,21 @@ def test_runner_streaming_local_and_mcp_tools(server: str, mcp_private: str) -> 
     """Step 1: the model calls the MCP ``add`` (run by the server) and the
     local ``get_weather`` (returned to the runner) in parallel; step 2
     answers from the local tool's result. The runner's stream carries both
-    steps' chunks; the first step's last chunks carry the MCP result."""
+    steps' chunks (validated as OpenAI chunks); the first step's last chunks
+    carry the MCP result."""
     WEATHER_CALLS.clear()
     runner = DedalusRunner(dedalus(server))
-    stream = runner.run(input='[[call:add {"a": 1, "b": 2}]] [[call:get_weather {"city": "Oslo"}]]',
-                        tools=[get_weather], model=["test/echo"], mcp_servers=[mcp_private],
+    # A model list: its first model fails (scripted) on every step, the second answers.
+    stream = runner.run(input='[[error-model:test/primary]] [[call:add {"a": 1, "b": 2}]] '
+                              '[[call:get_weather {"city": "Oslo"}]]',
+                        tools=[get_weather], model=["test/primary", "test/backup"], mcp_servers=[mcp_private],
                         credentials=creds(mcp_private), max_steps=4, stream=True,
                         stream_options={"include_usage": True})
     seen_mcp: list[dict[str, Any]] = []
     text = ""
     finishes = []
     for chunk in stream:
+        ChatCompletionChunk.model_validate(chunk.model_dump(exclude_unset=True), strict=True)
         extra = chunk.__pydantic_extra__ or {}
         seen_mcp += extra.get("mcp_tool_results") or []
         if chunk.choices:
@@ -129,3 +134,19 @@ def test_max_turns_bounds_the_server_side_loop(server: str, mcp_private: str) ->
         assert [r["result"] for r in cut["mcp_tool_results"]] == ["4"]
         full = http.post("/v1/chat/completions", json={**body, "max_turns": 2}).json()
         assert full["choices"][0]["message"]["content"] == "The add tool returned: 4"
+
+
+def test_stored_chat_turn_with_server_side_mcp_is_a_response(server: str, mcp_private: str) -> None:
+    """One engine: the MCP call the chat door ran server-side is an ``mcp_call``
+    item of the stored Response, next to the answer it led to."""
+    with httpx.Client(base_url=server, headers={"authorization": "Bearer test-key"}) as http:
+        done = http.post("/v1/chat/completions", json={
+            "model": "test/echo", "store": True, "mcp_servers": [mcp_private], "credentials": creds(mcp_private),
+            "messages": [{"role": "user", "content": '[[call:add {"a": 20, "b": 22}]]'}]}).json()
+        assert done["choices"][0]["message"]["content"] == "The add tool returned: 42"
+        found = http.get(f"/v1/responses/{done['id']}").json()
+    validate_response(found)
+    kinds = [i["type"] for i in found["output"]]
+    assert kinds == ["mcp_list_tools", "mcp_call", "message"], kinds
+    call = found["output"][1]
+    assert (call["name"], call["output"], call.get("error")) == ("add", "42", None)
