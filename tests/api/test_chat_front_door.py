@@ -68,6 +68,27 @@ def test_stream_chunks_and_usage(client: OpenAI, http: httpx.Client) -> None:
     assert final.choices[0].message.content == "x y"
 
 
+def test_n_choices_streamed_interleave_by_index(http: httpx.Client) -> None:
+    got, _ = chunks(http, model="test/echo", n=2, stream_options={"include_usage": True},
+                    messages=[{"role": "user", "content": "Reply with exactly: a b c"}])
+    assert len({c["id"] for c in got}) == 1
+    text: dict[int, str] = {0: "", 1: ""}
+    finish: dict[int, str] = {}
+    for c in got[:-1]:
+        (choice,) = c["choices"]
+        text[choice["index"]] += choice["delta"].get("content") or ""
+        if choice["finish_reason"]:
+            finish[choice["index"]] = choice["finish_reason"]
+    assert text == {0: "a b c", 1: "a b c"} and finish == {0: "stop", 1: "stop"}
+    assert got[-1]["choices"] == [] and got[-1]["usage"]["completion_tokens"] == 6
+    failing, _ = chunks(http, model="test/echo", n=2,
+                        messages=[{"role": "user", "content": "[[fail-after:1]] one two three"}])
+    assert [c["error"]["code"] for c in failing if "error" in c] == ["upstream_error", "upstream_error"]
+    early = http.post("/v1/chat/completions", json={"model": "test/echo", "n": 2, "stream": True,
+                                                    "messages": [{"role": "user", "content": "[[error:429]]"}]})
+    assert early.status_code == 429
+
+
 def test_stream_without_usage_has_no_usage_key(http: httpx.Client) -> None:
     got, _ = chunks(http, model="test/echo", messages=[{"role": "user", "content": "hi"}])
     assert all("usage" not in c for c in got)
@@ -154,7 +175,9 @@ def test_image_input_reaches_the_model(client: OpenAI) -> None:
 
 
 @pytest.mark.parametrize(("body", "param", "code"), [
-    ({"messages": [{"role": "user", "content": "x"}], "n": 2}, "n", "unsupported_value"),
+    ({"messages": [{"role": "user", "content": "x"}], "n": 9}, "n", "integer_above_max_value"),
+    ({"messages": [{"role": "user", "content": "x"}], "n": 0}, "n", "integer_below_min_value"),
+    ({"messages": [{"role": "user", "content": "x"}], "n": 2, "store": True}, "store", "unsupported_value"),
     ({"messages": [{"role": "user", "content": "x"}], "frobnicate": 1}, "frobnicate", "unknown_parameter"),
     ({"messages": [{"role": "user", "content": "x"}], "audio": {"voice": "x"}}, "audio", "unsupported_parameter"),
     ({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"},
@@ -185,7 +208,7 @@ def test_errors_name_the_chat_parameter(http: httpx.Client, body: dict[str, Any]
 
 def test_sdk_raises_typed_errors(client: OpenAI) -> None:
     with pytest.raises(BadRequestError) as info:
-        client.chat.completions.create(model="test/echo", n=3, messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(model="test/echo", n=30, messages=[{"role": "user", "content": "x"}])
     assert info.value.param == "n"
 
 

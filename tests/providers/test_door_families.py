@@ -243,11 +243,27 @@ def test_chat_params_reach_each_upstream(client: OpenAI, chat_fake_server: tuple
     assert chat.last["messages"][0]["content"][0]["image_url"]["url"] == image["image_url"]["url"]  # type: ignore[index]
 
 
-@pytest.mark.parametrize("model", EVERY)
-def test_chat_n_above_one_is_a_400_naming_n(client: OpenAI, model: str) -> None:
-    with pytest.raises(openai.BadRequestError) as info:
-        client.chat.completions.create(model=model, n=2, messages=[{"role": "user", "content": "hi"}])
-    assert info.value.param == "n" and "n times" in info.value.message
+@pytest.mark.parametrize("model", SCRIPTED)
+def test_chat_n_choices_are_n_turns(client: OpenAI, model: str) -> None:
+    """``n`` > 1 on every provider: each choice is its own engine turn (the
+    tools round trip included); streamed, the SDK folds the interleaved
+    chunks by ``index``."""
+    ask = [{"role": "user", "content": "weather in Paris?"}]
+    done = client.chat.completions.create(model=model, n=3, tools=[WEATHER], tool_choice="required",  # type: ignore[list-item]
+                                          messages=ask)  # type: ignore[arg-type]
+    assert [c.index for c in done.choices] == [0, 1, 2]
+    assert all(c.finish_reason == "tool_calls" and (c.message.tool_calls or [])[0].function.name == "get_weather"
+               for c in done.choices)
+    one = client.chat.completions.create(model=model, tools=[WEATHER], tool_choice="required",  # type: ignore[list-item]
+                                         messages=ask)  # type: ignore[arg-type]
+    assert done.usage is not None and one.usage is not None
+    assert done.usage.completion_tokens == 3 * one.usage.completion_tokens
+    with client.chat.completions.stream(model=model, n=2, stream_options={"include_usage": True},
+                                        messages=[{"role": "user", "content": "Say hello."}]) as stream:
+        final = stream.get_final_completion()
+    assert [c.index for c in final.choices] == [0, 1]
+    assert final.choices[0].message.content and final.choices[0].message.content == final.choices[1].message.content
+    assert final.usage is not None and final.usage.completion_tokens > 0
 
 
 def test_messages_thinking_goes_back_to_anthropic_with_its_signature(

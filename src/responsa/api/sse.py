@@ -10,8 +10,9 @@ door's own dialect."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -20,6 +21,7 @@ from responsa.protocol import events as E
 from responsa.protocol.errors import ResponsaError
 
 DONE = b"data: [DONE]\n\n"
+T = TypeVar("T")
 
 
 def frame(event: dict[str, Any]) -> bytes:
@@ -80,6 +82,40 @@ async def translate(head: list[dict[str, Any]], rest: AsyncIterator[dict[str, An
             yield out
     if end:
         yield end
+
+
+_END = object()
+
+
+async def merge(streams: list[AsyncIterator[T]], buffer: int = 64) -> AsyncIterator[tuple[int, T]]:
+    """Items of several streams as they come, each with its stream's index
+    (``n`` choices of one chat completion). A failing stream raises here;
+    leaving early stops the rest."""
+    queue: asyncio.Queue[tuple[int, object]] = asyncio.Queue(buffer)
+
+    async def pump(i: int, stream: AsyncIterator[T]) -> None:
+        try:
+            async for item in stream:
+                await queue.put((i, item))
+            await queue.put((i, _END))
+        except Exception as exc:  # delivered to the consumer, which raises it
+            await queue.put((i, exc))
+
+    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
+    try:
+        running = len(tasks)
+        while running:
+            i, item = await queue.get()
+            if item is _END:
+                running -= 1
+            elif isinstance(item, Exception):
+                raise item
+            else:
+                yield i, item  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}

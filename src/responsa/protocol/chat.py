@@ -77,6 +77,9 @@ _UNSUPPORTED = {
     "speed": "speed tiers are not supported",
 }
 _ROLES = ("system", "developer", "user", "assistant", "tool")
+MAX_N = 8
+"""The most choices one request may ask for: each is a whole engine turn, so
+a request's cost stays bounded (OpenAI allows 128 single model calls)."""
 # Sampling settings passed to the upstream as given (model ``settings``):
 # Chat Completions and local upstreams read them; others ignore them.
 _PASSED = ("stop", "seed", "logit_bias")
@@ -108,6 +111,8 @@ class ChatRequest:
     max_output_tokens: int | None = None
     """Set after parsing (the Responses minimum of 16 does not apply to chat)."""
     max_tokens_param: str = "max_completion_tokens"
+    n: int = 1
+    """Choices asked for: each one an independent turn of the engine."""
     max_turns: int | None = None
     """Dedalus ``max_turns``: model calls allowed (the engine's ``Turn.max_turns``)."""
     origins: list[str] = field(default_factory=list)
@@ -192,11 +197,14 @@ def _delivery(req: Json, out: ChatRequest) -> None:
     if opts and not out.stream:
         raise invalid("'stream_options' is only allowed when 'stream' is true.", "stream_options")
     out.include_usage = bool(opts.get("include_usage"))
-    n = req.get("n", 1)
-    _expect(n, int, "n", "an integer")
-    if n != 1:
-        raise invalid("'n' must be 1 here: the engine produces one choice per request (send the request n "
-                      "times for n samples).", "n", "unsupported_value")
+    out.n = _expect(req.get("n", 1), int, "n", "an integer")
+    if not 1 <= out.n <= MAX_N:
+        raise invalid(f"Invalid 'n': {out.n}. Each choice is a whole turn of the engine (its own model calls "
+                      f"and tool runs), so 'n' is between 1 and {MAX_N} here; send more requests for more "
+                      "samples.", "n", "integer_above_max_value" if out.n > MAX_N else "integer_below_min_value")
+    if out.n > 1 and req.get("store"):
+        raise invalid("'store' cannot be true with 'n' > 1: a stored completion is one Response. Store "
+                      "n requests with n = 1 instead.", "store", "unsupported_value")
     modalities = req.get("modalities", ["text"])
     if modalities != ["text"]:
         raise invalid("Only the 'text' modality is supported.", "modalities", "unsupported_value")
@@ -508,10 +516,10 @@ def _logprob(entry: Json) -> Json:
                               "bytes": t.get("bytes")} for t in entry.get("top_logprobs") or []]}
 
 
-def completion(response: Response, chat: ChatRequest) -> Json:
-    """The final Response as a ``chat.completion``: the text of its messages,
-    the client's calls as ``tool_calls`` (server-run MCP calls show in
-    ``mcp_tool_results`` instead), its usage and ending."""
+def _choice(response: Response, chat: ChatRequest, index: int) -> Json:
+    """One Response as a choice: the text of its messages, the client's calls
+    as ``tool_calls`` (server-run MCP calls show in ``mcp_tool_results``
+    instead), its ending."""
     texts: list[str] = []
     refusals: list[str] = []
     logprobs: list[Json] = []
@@ -531,11 +539,44 @@ def completion(response: Response, chat: ChatRequest) -> Json:
                      "refusal": "".join(refusals) or None, "annotations": []}
     if calls:
         message["tool_calls"] = calls
-    choice: Json = {"index": 0, "message": message, "finish_reason": finish_reason(response),
-                    "logprobs": {"content": logprobs, "refusal": None} if chat.logprobs else None}
-    return {"id": response["id"], "object": "chat.completion", "created": response["created_at"],
-            "model": response["model"], "choices": [choice], "usage": usage(response),
-            "service_tier": response.get("service_tier"), "system_fingerprint": None, **_extras(response)}
+    return {"index": index, "message": message, "finish_reason": finish_reason(response),
+            "logprobs": {"content": logprobs, "refusal": None} if chat.logprobs else None}
+
+
+def merged_usage(responses: list[Response]) -> Json | None:
+    """The usage of ``n`` choices: the sum of their turns' usages."""
+    parts = [u for u in (usage(r) for r in responses) if u is not None]
+    if not parts:
+        return None
+    total = parts[0]
+    for u in parts[1:]:
+        total = _add(total, u)
+    return total
+
+
+def _add(a: Json, b: Json) -> Json:
+    return {k: _add(v, b[k]) if isinstance(v, dict) else v + b[k] for k, v in a.items()}
+
+
+def merged_extras(responses: list[Response]) -> Json:
+    """The Dedalus fields of ``n`` choices' turns, together."""
+    out: Json = {}
+    for r in responses:
+        for key, value in _extras(r).items():
+            if isinstance(value, dict):
+                out[key] = {**out.get(key, {}), **value}
+            else:
+                out[key] = [*out.get(key, []), *value]
+    return out
+
+
+def completion(responses: list[Response], chat: ChatRequest) -> Json:
+    """The final Responses (one per choice; the first names the completion) as a ``chat.completion``."""
+    first = responses[0]
+    return {"id": first["id"], "object": "chat.completion", "created": first["created_at"],
+            "model": first["model"], "choices": [_choice(r, chat, i) for i, r in enumerate(responses)],
+            "usage": merged_usage(responses), "service_tier": first.get("service_tier"),
+            "system_fingerprint": None, **merged_extras(responses)}
 
 
 SEPARATOR = "\n\n"
@@ -551,9 +592,11 @@ class ChunkEncoder:
     ``stream_options.include_usage``, a chunk with no choices and the usage
     (every earlier chunk then says ``usage: null``, as OpenAI does)."""
 
-    def __init__(self, chat: ChatRequest) -> None:
+    def __init__(self, chat: ChatRequest, index: int = 0, id: str = "") -> None:
         self.chat = chat
-        self.id = ""
+        self.index = index
+        self.id = id
+        """The completion's id: choice 0's Response id (set by its ``response.created``)."""
         self.model = ""
         self.created = int(time.time())
         self.calls: dict[int, int] = {}
@@ -563,7 +606,8 @@ class ChunkEncoder:
     def _chunk(self, delta: Json, finish: str | None = None, logprobs: Json | None = None) -> Json:
         out: Json = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                      "model": self.model, "system_fingerprint": None,
-                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": logprobs}]}
+                     "choices": [{"index": self.index, "delta": delta, "finish_reason": finish,
+                                  "logprobs": logprobs}]}
         if self.chat.include_usage:
             out["usage"] = None
         return out
@@ -572,7 +616,7 @@ class ChunkEncoder:
         etype = ev["type"]
         if etype == E.CREATED:
             resp = ev["response"]
-            self.id, self.model, self.created = resp["id"], resp["model"], resp["created_at"]
+            self.id, self.model, self.created = self.id or resp["id"], resp["model"], resp["created_at"]
             yield self._chunk({"role": "assistant", "content": ""})
         elif etype == E.ITEM_ADDED:
             item = ev["item"]
@@ -602,8 +646,12 @@ class ChunkEncoder:
             last = self._chunk({}, finish_reason(resp))
             last.update(_extras(resp))
             yield last
-            if self.chat.include_usage:
-                yield {**self._chunk({}), "choices": [], "usage": usage(resp), **_extras(resp)}
+            if self.chat.include_usage and self.chat.n == 1:  # n > 1: the door sums the choices' usage
+                yield self.usage_chunk([resp])
+
+    def usage_chunk(self, responses: list[Response]) -> Json:
+        """The last chunk with ``stream_options.include_usage``: no choices, the usage."""
+        return {**self._chunk({}), "choices": [], "usage": merged_usage(responses), **merged_extras(responses)}
 
 
 def encode_chunk(chunk: Json) -> bytes:
