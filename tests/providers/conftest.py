@@ -52,6 +52,18 @@ def anthropic_fake_server() -> Iterator[FakeAnthropic]:
         yield fake
 
 
+@pytest.fixture(scope="session")
+def fake_providers(chat_fake_server: tuple[FakeChat, str], responses_fake_server: tuple[FakeResponses, str],
+                   anthropic_fake_server: FakeAnthropic) -> dict[str, ProviderConfig]:
+    """The three fake upstreams as the providers ``chat`` (Chat Completions),
+    ``native`` (Responses) and ``claude`` (Anthropic), for a server's
+    ``settings.providers.update(...)``: a key set (any), no retries."""
+    return {name: ProviderConfig(name=name, kind=kind, base_url=url, api_key_env="PATH", options={"max_retries": 0})
+            for name, kind, url in (("chat", "chat-completions", chat_fake_server[1]),
+                                    ("native", "openai-responses", responses_fake_server[1]),
+                                    ("claude", "anthropic", anthropic_fake_server.url))}
+
+
 @pytest.fixture
 def chat_fake(chat_fake_server: tuple[FakeChat, str]) -> FakeChat:
     chat_fake_server[0].reset()

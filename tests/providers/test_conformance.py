@@ -71,14 +71,10 @@ def fakes(chat_fake_server: tuple[FakeChat, str], responses_fake_server: tuple[F
 
 
 @pytest.fixture(scope="module")
-def client(chat_fake_server: tuple[FakeChat, str], responses_fake_server: tuple[FakeResponses, str],
-           anthropic_fake_server: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory,
+def client(fake_providers: dict[str, ProviderConfig], tmp_path_factory: pytest.TempPathFactory,
            serve_responsa: Serve) -> Iterator[OpenAI]:
     settings = server_settings(tmp_path_factory.mktemp("conf"))
-    for name, kind, url in (("chat", "chat-completions", chat_fake_server[1]),
-                            ("native", "openai-responses", responses_fake_server[1]),
-                            ("claude", "anthropic", anthropic_fake_server.url)):
-        settings.providers[name] = ProviderConfig(name=name, kind=kind, base_url=url, options={"max_retries": 0})
+    settings.providers.update(fake_providers)
     with serve_responsa(settings) as url:
         yield OpenAI(base_url=f"{url}/v1", api_key="test-key", max_retries=0, timeout=60)
 

@@ -31,7 +31,6 @@ from responsa.config import ProviderConfig, load_settings
 from tests.door_checks import checked_http
 from tests.fakes.anthropic import SIGNATURE, FakeAnthropic
 from tests.fakes.openai_chat import FakeChat
-from tests.fakes.openai_responses import FakeResponses
 from tests.helpers import serve_in_thread
 
 SCRIPTED = ["test/echo", "chat/fake-model", "native/gpt-fake", "claude/claude-sonnet-4-5"]
@@ -46,14 +45,10 @@ RESULT = '{"temp_c": 21}'
 
 
 @pytest.fixture(scope="module")
-def server(chat_fake_server: tuple[FakeChat, str], responses_fake_server: tuple[FakeResponses, str],
-           anthropic_fake_server: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server(fake_providers: dict[str, ProviderConfig], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     settings = load_settings(None, database_url=f"sqlite:///{tmp_path_factory.mktemp('door')}/r.db",
                              default_model="test/echo")
-    for name, kind, url in (("chat", "chat-completions", chat_fake_server[1]),
-                            ("native", "openai-responses", responses_fake_server[1]),
-                            ("claude", "anthropic", anthropic_fake_server.url)):
-        settings.providers[name] = ProviderConfig(name=name, kind=kind, base_url=url, options={"max_retries": 0})
+    settings.providers.update(fake_providers)
     with serve_in_thread(create_app(settings), lifespan="on") as url:
         yield url
 

@@ -12,6 +12,7 @@ from tests.helpers import serve_in_thread
 from tests.providers.conftest import (  # noqa: F401  the fake upstreams, for the tool type round trips
     anthropic_fake_server,
     chat_fake_server,
+    fake_providers,
     responses_fake_server,
 )
 from tests.tools.support import TOKEN, make_server, require_bearer

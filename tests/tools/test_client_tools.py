@@ -104,14 +104,11 @@ MODELS = ["test/echo", "chat/fake-model", "native/gpt-fake", "claude/claude-sonn
 
 
 @pytest.fixture(scope="module")
-def http(chat_fake_server: tuple[FakeChat, str], responses_fake_server: tuple[FakeResponses, str],
-         anthropic_fake_server: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def http(fake_providers: dict[str, ProviderConfig],
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     settings = load_settings(None, database_url=f"sqlite:///{tmp_path_factory.mktemp('ct')}/r.db",
                              default_model="test/echo")
-    for name, kind, url in (("chat", "chat-completions", chat_fake_server[1]),
-                            ("native", "openai-responses", responses_fake_server[1]),
-                            ("claude", "anthropic", anthropic_fake_server.url)):
-        settings.providers[name] = ProviderConfig(name=name, kind=kind, base_url=url, api_key_env="PATH")
+    settings.providers.update(fake_providers)
     with serve_in_thread(create_app(settings), lifespan="on") as url, \
             httpx.Client(base_url=url, headers={"authorization": "Bearer k"}, timeout=60) as c:
         yield c

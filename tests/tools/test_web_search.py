@@ -12,9 +12,6 @@ import pytest
 
 from responsa.api.app import create_app
 from responsa.config import ProviderConfig, load_settings
-from tests.fakes.anthropic import FakeAnthropic
-from tests.fakes.openai_chat import FakeChat
-from tests.fakes.openai_responses import FakeResponses
 from tests.fakes.search import FakeSearch
 from tests.helpers import parse_sse, serve_in_thread
 from tests.tools.sdk_types import check_response, check_stream
@@ -31,32 +28,26 @@ def search() -> Iterator[tuple[FakeSearch, str]]:
         yield fake, url
 
 
-def _server(tmp: Any, web_search: Json, fakes: tuple[str, str, str]) -> Any:
+def _server(tmp: Any, web_search: Json, providers: dict[str, ProviderConfig]) -> Any:
     settings = load_settings(None, database_url=f"sqlite:///{tmp}/r.db", default_model="test/echo")
     settings.web_search = web_search
-    for name, kind, url in zip(("chat", "native", "claude"), ("chat-completions", "openai-responses", "anthropic"),
-                               fakes, strict=True):
-        settings.providers[name] = ProviderConfig(name=name, kind=kind, base_url=url, api_key_env="PATH")
+    settings.providers.update(providers)
     return serve_in_thread(create_app(settings), lifespan="on")
 
 
 @pytest.fixture(scope="module")
-def fakes(chat_fake_server: tuple[FakeChat, str], responses_fake_server: tuple[FakeResponses, str],
-          anthropic_fake_server: FakeAnthropic) -> tuple[str, str, str]:
-    return chat_fake_server[1], responses_fake_server[1], anthropic_fake_server.url
-
-
-@pytest.fixture(scope="module")
-def http(search: tuple[FakeSearch, str], fakes: tuple[str, str, str],
+def http(search: tuple[FakeSearch, str], fake_providers: dict[str, ProviderConfig],
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     with _server(tmp_path_factory.mktemp("ws"), {"backend": "searxng", "url": search[1], "max_results": 2},
-                 fakes) as url, httpx.Client(base_url=url, headers={"authorization": "Bearer k"}, timeout=60) as c:
+                 fake_providers) as url, \
+            httpx.Client(base_url=url, headers={"authorization": "Bearer k"}, timeout=60) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
-def offline(fakes: tuple[str, str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    with _server(tmp_path_factory.mktemp("ws0"), {}, fakes) as url, \
+def offline(fake_providers: dict[str, ProviderConfig],
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    with _server(tmp_path_factory.mktemp("ws0"), {}, fake_providers) as url, \
             httpx.Client(base_url=url, headers={"authorization": "Bearer k"}, timeout=60) as c:
         yield c
 
