@@ -592,10 +592,10 @@ class ChunkEncoder:
     ``stream_options.include_usage``, a chunk with no choices and the usage
     (every earlier chunk then says ``usage: null``, as OpenAI does)."""
 
-    def __init__(self, chat: ChatRequest, index: int = 0, id: str = "") -> None:
+    def __init__(self, chat: ChatRequest, index: int = 0, completion_id: str = "") -> None:
         self.chat = chat
         self.index = index
-        self.id = id
+        self.id = completion_id
         """The completion's id: choice 0's Response id (set by its ``response.created``)."""
         self.model = ""
         self.created = int(time.time())
