@@ -122,6 +122,11 @@ def test_responses_validate_against_the_document(server: str, http: httpx.Client
     rec(http.post("/v1/chat/completions", json={"model": "test/echo", "messages": [{"role": "user", "content": "hi"}]}))
     rec(http.post("/v1/chat/completions", json={"model": "test/echo", "messages": [{"role": "user", "content": "hi"}],
                                                 "stream": True}))
+    hi = [{"role": "user", "content": "hi"}]
+    rec(http.post("/v1/messages", json={"model": "test/echo", "max_tokens": 8, "messages": hi}))
+    rec(http.post("/v1/messages", json={"model": "test/echo", "max_tokens": 8, "messages": hi, "stream": True}))
+    rec(http.post("/v1/messages", json={"model": "test/echo", "messages": hi}))  # 400, Anthropic's shape
+    rec(http.post("/v1/messages/count_tokens", json={"model": "test/echo", "messages": hi}))
     rec(http.get("/v1/usage"))
     rec(http.get("/v1/responses", params={"limit": 5}))
     rec(http.get("/v1/conversations", params={"limit": 5}))

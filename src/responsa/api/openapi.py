@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from responsa import __version__
 from responsa.api.responses import json_response
+from responsa.protocol.errors import ANTHROPIC_PATHS
 from responsa.protocol.request import CreateResponse
 
 REF = "#/components/schemas/{}"
@@ -115,6 +116,8 @@ _VECTOR_SCHEMAS: dict[str, dict[str, Any]] = {
 OWN_SCHEMAS: dict[str, dict[str, Any]] = {
     **_VECTOR_SCHEMAS,
     "ErrorResponse": _obj(["error"], error=_obj(["message", "type"], message=_STR, type=_STR, param=_NSTR, code=_NSTR)),
+    "AnthropicError": _obj(["type", "error"], type={"const": "error"},
+                           error=_obj(["type", "message"], type=_STR, message=_STR)),
     "Deleted": _obj(["id", "object", "deleted"], id=_STR, object=_STR, deleted=_BOOL),
     "Item": {"type": "object", "required": ["type"], "properties": {"type": _STR, "id": _STR}},
     "ItemList": _list_of(ref("Item")),
@@ -333,11 +336,13 @@ def _operation(method: str, path: str, op: Op) -> dict[str, Any]:
         ok.update(_SSE)
     responses: dict[str, Any] = {str(op.ok_status): {"description": "OK", "content": ok}} if ok else {}
     responses.update(op.extra)
-    responses["default"] = {"description": "An error in the OpenAI shape (4xx, or 5xx for a server fault)",
-                            "content": {"application/json": {"schema": ref("ErrorResponse")}}}
+    shape, error = ("Anthropic", ref("AnthropicError")) if path.startswith(ANTHROPIC_PATHS) else \
+        ("OpenAI", ref("ErrorResponse"))
+    responses["default"] = {"description": f"An error in the {shape} shape (4xx, or 5xx for a server fault)",
+                            "content": {"application/json": {"schema": error}}}
     if op.auth:
         responses["429"] = {"description": "A per-key limit: Retry-After and x-ratelimit-* headers",
-                            "content": {"application/json": {"schema": ref("ErrorResponse")}}}
+                            "content": {"application/json": {"schema": error}}}
     out: dict[str, Any] = {"summary": op.summary, "operationId": _operation_id(method, path),
                            "parameters": [*_path_params(path), *op.params], "responses": responses}
     if op.body is not None:
