@@ -278,3 +278,13 @@ def test_messages_thinking_goes_back_to_anthropic_with_its_signature(
                                      {"role": "user", "content": "and now?"}])
     assert fake.last["messages"][1]["content"][0] == {"type": "thinking", "thinking": "Let me think.",
                                                       "signature": SIGNATURE}
+
+
+@pytest.mark.parametrize("model", SCRIPTED)
+def test_messages_parse_structured_output(claude: anthropic.Anthropic, model: str) -> None:
+    """``messages.parse(output_format=...)``: ``output_config.format`` is the
+    engine's json_schema output on every family (emulated with a forced tool
+    on Anthropic upstreams)."""
+    done = claude.messages.parse(model=model, max_tokens=64, output_format=Answer,
+                                 messages=[{"role": "user", "content": "json what is 6 times 7?"}])
+    assert isinstance(done.parsed_output, Answer)
