@@ -3,7 +3,7 @@ family: the test model, the fake upstreams speaking their real wire formats
 (Chat Completions, Responses, Anthropic) and the embedded model
 ``local/smollm2``, driven by the real ``openai`` SDK
 (``chat.completions.create``/``.stream``/``.parse``) and the real
-``anthropic`` SDK (``messages.create``/``.stream``), with function tools
+``anthropic`` SDK (``messages.create``/``.stream``/``.parse``), with function tools
 round-tripped (call -> the client sends the result -> the final answer).
 
 Every completion, chunk, message and stream event the server sends is
