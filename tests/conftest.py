@@ -18,11 +18,14 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import anthropic
 import httpx
+import httpx2
 import pytest
 from openai import OpenAI
 
 from responsa.config import load_settings
+from tests.door_checks import checked_http
 from tests.helpers import Serve
 from tests.helpers import serve_responsa as _serve_responsa
 
@@ -162,6 +165,14 @@ def serve_responsa() -> Serve:
 @pytest.fixture
 def client(server: str) -> OpenAI:
     return OpenAI(base_url=f"{server}/v1", api_key="test-key", max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def claude(server: str) -> Iterator[anthropic.Anthropic]:
+    """The ``anthropic`` SDK on ``server`` (a module may serve its own); every
+    Messages body it reads is validated strictly (tests/door_checks.py)."""
+    with checked_http(httpx2) as http:
+        yield anthropic.Anthropic(base_url=server, api_key="test-key", max_retries=0, http_client=http)
 
 
 @pytest.fixture

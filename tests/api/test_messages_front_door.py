@@ -10,29 +10,21 @@ types (``tests.door_checks``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anthropic
 import httpx
-import httpx2
 import pytest
 from anthropic.types import Message
 
-from tests.door_checks import checked_http, message_frames, validate_anthropic_error, validate_message
+from tests.door_checks import message_frames, validate_anthropic_error, validate_message
 from tests.helpers import Serve, server_settings
 
 WEATHER = {"name": "get_weather", "description": "Weather of a city",
            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
 T2 = {"name": "t2", "input_schema": {"type": "object"}}
 USER = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture(scope="module")
-def claude(server: str) -> Iterator[anthropic.Anthropic]:
-    with checked_http(httpx2) as http:
-        yield anthropic.Anthropic(base_url=server, api_key="test-key", max_retries=0, http_client=http)
 
 
 def post(http: httpx.Client, **body: Any) -> httpx.Response:

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import anthropic
-import httpx2
 import openai
 import pytest
 from openai import OpenAI
@@ -57,12 +56,6 @@ def server(fake_providers: dict[str, ProviderConfig], tmp_path_factory: pytest.T
 def client(server: str) -> Iterator[OpenAI]:
     with checked_http() as http:
         yield OpenAI(base_url=f"{server}/v1", api_key="test-key", max_retries=0, http_client=http)
-
-
-@pytest.fixture(scope="module")
-def claude(server: str) -> Iterator[anthropic.Anthropic]:
-    with checked_http(httpx2) as http:
-        yield anthropic.Anthropic(base_url=server, api_key="test-key", max_retries=0, http_client=http)
 
 
 def _limits(model: str) -> dict[str, Any]:
