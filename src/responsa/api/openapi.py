@@ -142,7 +142,7 @@ OWN_SCHEMAS: dict[str, dict[str, Any]] = {
             ["date", "model", "requests", "input_tokens", "output_tokens", "total_tokens"], object=_STR, date=_STR,
             key_id=_NSTR, key_name=_NSTR, tenant=_STR, model=_STR, requests=_INT, input_tokens=_INT,
             output_tokens=_INT, total_tokens=_INT)}),
-    "Health": _obj(["status"], status=_STR, version=_STR),
+    "Health": _obj(["status"], status=_STR, version=_STR, pid=_INT),  # pid: which --workers process answered
     "Readiness": _obj(["status", "checks"], status={"enum": ["ready", "unavailable"]}, checks={
         "type": "object", "additionalProperties": _obj(["ok"], ok=_BOOL, latency_ms={"type": "number"},
                                                        error=_STR)}),
