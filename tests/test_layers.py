@@ -23,6 +23,7 @@ FORBIDDEN = {
     "engine": {"api"},
     "embeddings": {"api", "engine", "tools", "store", "fanout"},
     "vectorstores": {"api", "engine", "tools", "providers", "fanout"},
+    "files": {"api", "engine", "tools", "providers", "fanout"},
 }
 """Layer -> packages it must not import (the layering in DESIGN.md)."""
 

@@ -55,6 +55,12 @@ class Settings:
     """Keys that may read every key's usage (``GET /v1/usage``); they are
     accepted as API keys too."""
     max_body_bytes: int = 16 * 1024 * 1024
+    max_file_bytes: int = 512 * 1024 * 1024
+    """Largest upload to ``/v1/files`` (OpenAI's limit); larger gets 413."""
+    files_dir: str | None = None
+    """Where uploaded files' content is kept: a directory every replica
+    mounts. Unset: ``<db>-files/`` beside a SQLite database, inside the
+    database (chunked) on PostgreSQL."""
     log_level: str = "info"
     mcp_registry: dict[str, dict[str, Any]] = field(default_factory=dict)
     mcp_allow_private: list[str] = field(default_factory=list)
@@ -224,8 +230,9 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         for key in _SCALARS:
             if key in data:
                 setattr(s, key, data[key])
-        if "prompts_dir" in data:  # relative to the config file, like any path a config names
-            s.prompts_dir = str(Path(path).parent / data["prompts_dir"])
+        for key in ("prompts_dir", "files_dir"):  # relative to the config file, like any path a config names
+            if key in data:
+                setattr(s, key, str(Path(path).parent / data[key]))
         s.aliases.update(data.get("aliases", {}))
         for key in _LISTS:
             getattr(s, key).extend(data.get(key, []))

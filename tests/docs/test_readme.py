@@ -157,6 +157,16 @@ def run_openai(block: Block, request: pytest.FixtureRequest) -> None:
     assert _python(_ported(block.code, url), cwd).strip()
 
 
+def run_files(block: Block, request: pytest.FixtureRequest) -> None:
+    url, cwd = request.getfixturevalue("readme_server"), request.getfixturevalue("workdir")
+    first, second = _python(_ported(block.code, url), cwd).splitlines()
+    file_id, size, names = first.split(" ", 2)
+    assert file_id.startswith("file-") and size == "33" and "'notes.md'" in names, first
+    assert second == "The launch code is 4217."
+    listed = httpx.get(f"{url}/v1/files", headers={"authorization": "Bearer anything"}).json()
+    assert file_id not in [f["id"] for f in listed["data"]], "the block deletes its file"
+
+
 def run_dedalus_fallback(block: Block, request: pytest.FixtureRequest) -> None:
     url, cwd = request.getfixturevalue("readme_server"), request.getfixturevalue("workdir")
     model, _, text = _python(_ported(block.code, url), cwd).partition(" ")
@@ -357,7 +367,9 @@ RUNNERS: list[tuple[str, Callable[[Block], bool], Callable[[Block, pytest.Fixtur
     ("two-commands", lambda b: b.lang == "bash" and b.code.startswith("make serve"), run_two_commands),
     ("curl", lambda b: b.lang == "bash" and b.code.startswith("curl"), run_curl),
     ("chat", lambda b: b.lang == "bash" and "responsa chat" in b.code, run_chat),
-    ("openai", lambda b: b.lang == "python" and "from openai import OpenAI" in b.code, run_openai),
+    ("openai", lambda b: b.lang == "python" and "from openai import OpenAI" in b.code and ".files" not in b.code,
+     run_openai),
+    ("files", lambda b: b.lang == "python" and "files.create(" in b.code, run_files),
     ("dedalus-fallback", lambda b: b.lang == "python" and "fallback list" in b.code, run_dedalus_fallback),
     ("chat-completions", lambda b: b.lang == "python" and "DedalusRunner" in b.code, run_chat_completions),
     ("responsa-client", lambda b: b.lang == "python" and "from responsa import" in b.code, run_responsa_client),

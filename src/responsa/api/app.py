@@ -21,6 +21,7 @@ from responsa.api import (
     dry_run,
     embeddings,
     errors,
+    files,
     health,
     messages,
     models,
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [*health.routes, *usage.routes, *responses.routes, *chat.routes, *messages.routes,
                                *embeddings.routes,
                                *dry_run.routes, *websocket.routes, *models.routes, *conversations.routes,
-                               *prompts.routes, *vector_stores.routes, *console.routes]
+                               *prompts.routes, *vector_stores.routes, *files.routes, *console.routes]
     routes.extend(openapi.routes_for(routes))  # /openapi.json and /docs, generated from the routes above
     return Starlette(
         routes=routes,

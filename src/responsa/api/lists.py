@@ -11,12 +11,14 @@ from responsa.protocol.errors import invalid
 from responsa.protocol.request import whole_number
 
 
-def list_params(request: Request) -> tuple[str | None, str | None, int, Literal["asc", "desc"]]:
-    """``after``/``before``/``limit``/``order`` exactly as OpenAI's lists take them."""
+def list_params(request: Request, *, default_limit: int = 20,
+                max_limit: int = 100) -> tuple[str | None, str | None, int, Literal["asc", "desc"]]:
+    """``after``/``before``/``limit``/``order`` exactly as OpenAI's lists take
+    them (``limit`` 1-100, default 20, unless the list says otherwise)."""
     q = request.query_params
-    limit = whole_number(q.get("limit", "20"))
-    if limit is None or not 1 <= limit <= 100:
-        raise invalid("'limit' must be an integer between 1 and 100.", "limit")
+    limit = whole_number(q.get("limit", str(default_limit)))
+    if limit is None or not 1 <= limit <= max_limit:
+        raise invalid(f"'limit' must be an integer between 1 and {max_limit}.", "limit")
     match q.get("order", "desc"):
         case "asc":
             return q.get("after"), q.get("before"), limit, "asc"

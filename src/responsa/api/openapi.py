@@ -142,6 +142,14 @@ OWN_SCHEMAS: dict[str, dict[str, Any]] = {
             ["date", "model", "requests", "input_tokens", "output_tokens", "total_tokens"], object=_STR, date=_STR,
             key_id=_NSTR, key_name=_NSTR, tenant=_STR, model=_STR, requests=_INT, input_tokens=_INT,
             output_tokens=_INT, total_tokens=_INT)}),
+    "File": _obj(["id", "object", "bytes", "created_at", "filename", "purpose", "status"], id=_STR,
+                 object={"const": "file"}, bytes=_INT, created_at=_INT, expires_at={"type": ["integer", "null"]},
+                 filename=_STR, purpose=_STR, status={"enum": ["uploaded", "processed", "error"]},
+                 status_details=_NSTR),
+    "FileUpload": _obj(["file", "purpose"], file={"type": "string", "format": "binary"}, purpose={
+        "enum": ["assistants", "batch", "fine-tune", "vision", "user_data", "evals"]},
+        **{"expires_after[anchor]": {"const": "created_at"},
+           "expires_after[seconds]": {"type": "integer", "minimum": 3600, "maximum": 2592000}}),
     "Health": _obj(["status"], status=_STR, version=_STR, pid=_INT),  # pid: which --workers process answered
     "Readiness": _obj(["status", "checks"], status={"enum": ["ready", "unavailable"]}, checks={
         "type": "object", "additionalProperties": _obj(["ok"], ok=_BOOL, latency_ms={"type": "number"},
@@ -210,6 +218,7 @@ class Op:
     stream: bool = False
     auth: bool = True
     ok_status: int = 200
+    body_type: str = "application/json"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -319,6 +328,16 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/v1/prompts/{prompt_id}/versions"): Op("List a prompt's versions", ref("PromptList"), params=_PAGING),
     ("POST", "/v1/prompts/{prompt_id}/versions"): Op("Add a prompt version", ref("Prompt"),
                                                      body=ref("PromptCreate")),
+    ("POST", "/v1/files"): Op("Upload a file (multipart: file, purpose, optional expires_after)", ref("File"),
+                              body=ref("FileUpload"), body_type="multipart/form-data"),
+    ("GET", "/v1/files"): Op("List files, newest first", _list_of(ref("File")), params=[
+        _q("after", _STR, "cursor: a file id"), _q("limit", {"type": "integer", "minimum": 1, "maximum": 10000}),
+        _q("order", {"enum": ["asc", "desc"]}), _q("purpose", _STR)]),
+    ("GET", "/v1/files/{file_id}"): Op("Retrieve a file", ref("File")),
+    ("DELETE", "/v1/files/{file_id}"): Op("Delete a file and its content", ref("Deleted")),
+    ("GET", "/v1/files/{file_id}/content"): Op("Download a file's content", None, extra={"200": {
+        "description": "The file's bytes", "content": {"application/octet-stream": {
+            "schema": {"type": "string", "format": "binary"}}}}}),
 }
 
 WEBSOCKET = {"/v1/responses": {
@@ -346,7 +365,7 @@ def _operation(method: str, path: str, op: Op) -> dict[str, Any]:
     out: dict[str, Any] = {"summary": op.summary, "operationId": _operation_id(method, path),
                            "parameters": [*_path_params(path), *op.params], "responses": responses}
     if op.body is not None:
-        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": op.body}}}
+        out["requestBody"] = {"required": True, "content": {op.body_type: {"schema": op.body}}}
     if not op.auth:
         out["security"] = []
     return out

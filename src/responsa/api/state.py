@@ -12,6 +12,7 @@ from responsa.api.auth import tenant_of
 from responsa.api.boundary import check_raw
 from responsa.config import Settings
 from responsa.engine.engine import Engine
+from responsa.files import FileStore
 from responsa.protocol.errors import APIError, invalid
 from responsa.providers.registry import Registry
 from responsa.store.base import Store
@@ -31,6 +32,11 @@ class AppState:
     def vector_stores(self) -> VectorStores:
         """Vector stores (``responsa.vectorstores``), the engine's."""
         return self.engine.vector_stores
+
+    @property
+    def files(self) -> FileStore:
+        """Uploaded files (``responsa.files.FileStore``), the engine's."""
+        return self.engine.files
 
     def tenant(self, conn: HTTPConnection) -> str:
         vetted: str | None = conn.scope.get("responsa.tenant")  # a managed or admin key (``keys.gate``)

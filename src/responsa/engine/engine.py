@@ -32,6 +32,7 @@ from responsa.engine.background import BackgroundRunner
 from responsa.engine.context import Prepared
 from responsa.engine.events import replay
 from responsa.fanout import Fanout
+from responsa.files import FileStore, open_files
 from responsa.protocol import events as E
 from responsa.protocol.errors import Conflict, ResponsaError, from_stored, not_found
 from responsa.protocol.request import CreateResponse, parse_create
@@ -75,10 +76,12 @@ class Engine:
         self.registry = registry
         self.fanout = fanout
         self.compaction_key = compaction_key
+        self.files: FileStore = open_files(settings, store)
+        """Uploaded files (``responsa.files``): ``input_file`` parts, the Files API, vector stores."""
         self.background = BackgroundRunner(store, fanout, self._reprepare, lease_s=settings.background_lease_s,
                                            concurrency=settings.background_concurrency)
         self.vector_stores = VectorStores(
-            store, embedder_for=lambda model: embedder(registry, model), files=None,
+            store, embedder_for=lambda model: embedder(registry, model), files=self.files,
             embedding_model=settings.vector_store_embedding_model, lease_s=settings.background_lease_s,
             concurrency=settings.vector_store_concurrency)
         """Vector stores (``responsa.vectorstores``): the API's and the ``file_search`` tool's."""

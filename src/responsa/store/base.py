@@ -8,6 +8,7 @@ other's data because no query can be written without one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -207,4 +208,32 @@ class Store(Protocol):
     async def list_conversations(self, tenant: str, *, after: str | None, limit: int,
                                  order: Literal["asc", "desc"]) -> Page:
         """Conversation objects (id, object, created_at, metadata)."""
+        ...
+
+    # Files (``store/files.py``): ``file`` is OpenAI's FileObject; ``storage``
+    # names the blob backend holding the content (``responsa.files.blobs``).
+    # A file past its ``expires_at`` (compared with ``now``) is not found.
+    async def create_file(self, tenant: str, file: dict[str, Any], storage: str,
+                          chunks: Iterable[bytes] = ()) -> None:
+        """The file's row and, for content kept in the database, its
+        ``chunks`` (read one at a time), in one transaction."""
+        ...
+
+    async def get_file(self, tenant: str, file_id: str, now: int) -> tuple[dict[str, Any], str] | None:
+        """``(FileObject, storage)``; ``None`` if missing, expired or another tenant's."""
+        ...
+
+    async def list_files(self, tenant: str, *, after: str | None, limit: int, order: Literal["asc", "desc"],
+                         purpose: str | None, now: int) -> Page: ...
+
+    async def delete_file(self, tenant: str, file_id: str) -> str | None:
+        """Delete the row and its database chunks; the storage it used, ``None`` if none."""
+        ...
+
+    async def file_chunk(self, tenant: str, file_id: str, n: int) -> bytes | None:
+        """Chunk ``n`` of a file kept in the database (``None`` past the last)."""
+        ...
+
+    async def expired_files(self, now: int, limit: int) -> list[tuple[str, str, str]]:
+        """``(tenant, id, storage)`` of files past their ``expires_at``."""
         ...

@@ -97,7 +97,7 @@ def _where(tenant: str, f: ResponseFilter) -> tuple[list[str], list[Any]]:
     return clauses, params
 
 
-async def _keyset(db: Conn, table: str, payload: str, tenant: str, clauses: list[str], params: list[Any], *,
+async def keyset(db: Conn, table: str, payload: str, tenant: str, clauses: list[str], params: list[Any], *,
                   after: str | None, limit: int, order: Literal["asc", "desc"],
                   keep: Callable[[Sequence[Any]], bool]) -> tuple[list[Sequence[Any]], bool]:
     """Rows ``(created_at, insertion order, id, payload)`` that ``keep``
@@ -143,7 +143,7 @@ async def list_responses(db: Conn, tenant: str, *, after: str | None, limit: int
         decoded[row[2]] = orjson.loads(row[3])
         return where.keeps(decoded[row[2]])
 
-    rows, more = await _keyset(db, "responses", "response", tenant, clauses, params, after=after, limit=limit,
+    rows, more = await keyset(db, "responses", "response", tenant, clauses, params, after=after, limit=limit,
                                order=order, keep=keep)
     return Page([decoded.get(r[2]) or orjson.loads(r[3]) for r in rows], more)
 
@@ -151,7 +151,7 @@ async def list_responses(db: Conn, tenant: str, *, after: str | None, limit: int
 async def list_conversations(db: Conn, tenant: str, *, after: str | None, limit: int,
                              order: Literal["asc", "desc"]) -> Page:
     """The tenant's conversation objects, newest first by default."""
-    rows, more = await _keyset(db, "conversations", "metadata", tenant, ["tenant = ?"], [tenant], after=after,
+    rows, more = await keyset(db, "conversations", "metadata", tenant, ["tenant = ?"], [tenant], after=after,
                                limit=limit, order=order, keep=lambda r: True)
     return Page([{"id": r[2], "object": "conversation", "created_at": r[0], "metadata": orjson.loads(r[3])}
                  for r in rows], more)

@@ -12,11 +12,12 @@ noted (an idempotency conflict looks the winner up afterwards).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import orjson
 
-from responsa.store import listing, paging, sql
+from responsa.store import files, listing, paging, sql
 from responsa.store.base import IdempotencyConflict, Item, Page, UnknownCursor
 from responsa.store.driver import Conn, Driver, DuplicateKey, Row
 
@@ -387,3 +388,26 @@ class SQLStore:
                                  order: Literal["asc", "desc"]) -> Page:
         return await self.driver.read(lambda db: listing.list_conversations(db, tenant, after=after, limit=limit,
                                                                             order=order))
+
+    # -- files (store/files.py) -------------------------------------------------
+
+    async def create_file(self, tenant: str, file: dict[str, Any], storage: str,
+                          chunks: Iterable[bytes] = ()) -> None:
+        await self.driver.write(lambda db: files.create(db, tenant, file, storage, chunks))
+
+    async def get_file(self, tenant: str, file_id: str, now: int) -> tuple[dict[str, Any], str] | None:
+        return await self.driver.read(lambda db: files.get(db, tenant, file_id, now))
+
+    async def list_files(self, tenant: str, *, after: str | None, limit: int, order: Literal["asc", "desc"],
+                         purpose: str | None, now: int) -> Page:
+        return await self.driver.read(lambda db: files.list_files(db, tenant, after=after, limit=limit, order=order,
+                                                                  purpose=purpose, now=now))
+
+    async def delete_file(self, tenant: str, file_id: str) -> str | None:
+        return await self.driver.write(lambda db: files.delete(db, tenant, file_id))
+
+    async def file_chunk(self, tenant: str, file_id: str, n: int) -> bytes | None:
+        return await self.driver.read(lambda db: files.chunk(db, tenant, file_id, n))
+
+    async def expired_files(self, now: int, limit: int) -> list[tuple[str, str, str]]:
+        return await self.driver.read(lambda db: files.expired(db, now, limit))
