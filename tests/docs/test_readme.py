@@ -159,10 +159,11 @@ def run_openai(block: Block, request: pytest.FixtureRequest) -> None:
 
 def run_files(block: Block, request: pytest.FixtureRequest) -> None:
     url, cwd = request.getfixturevalue("readme_server"), request.getfixturevalue("workdir")
-    first, second = _python(_ported(block.code, url), cwd).splitlines()
+    first, second, *answer = _python(_ported(block.code, url), cwd).splitlines()
     file_id, size, names = first.split(" ", 2)
     assert file_id.startswith("file-") and size == "33" and "'notes.md'" in names, first
     assert second == "The launch code is 4217."
+    assert answer == ['<file name="notes.md">', "# Notes", "The launch code is 4217.", "", "</file>What is the code?"]
     listed = httpx.get(f"{url}/v1/files", headers={"authorization": "Bearer anything"}).json()
     assert file_id not in [f["id"] for f in listed["data"]], "the block deletes its file"
 

@@ -17,36 +17,9 @@ from openai import APIStatusError, BadRequestError, NotFoundError, OpenAI
 from openai.types import FileObject
 
 from tests.files.pdfs import pdf_bytes
-from tests.helpers import server_settings
-from tests.store.backends import admin, in_own_loop, new_schema_name, with_search_path
+from tests.files.support import LIMIT, client_for
 
-LIMIT = 3 * 1024 * 1024
 FILE_KEYS = set(FileObject.model_fields)
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def files_server(request: pytest.FixtureRequest, serve_responsa: Any,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """``(base URL, the server's directory)`` of a server with a 3 MiB upload limit."""
-    tmp = tmp_path_factory.mktemp("files")
-    if request.param == "sqlite":
-        with serve_responsa(server_settings(tmp, max_file_bytes=LIMIT)) as url:
-            yield url, tmp
-        return
-    pg = request.getfixturevalue("pg_url")
-    schema = new_schema_name()
-    in_own_loop(lambda: admin(pg, f'CREATE SCHEMA "{schema}"'))
-    try:
-        with serve_responsa(server_settings(tmp, max_file_bytes=LIMIT,
-                                            database_url=with_search_path(pg, schema))) as url:
-            yield url, tmp
-    finally:
-        in_own_loop(lambda: admin(pg, f'DROP SCHEMA "{schema}" CASCADE'))
-
-
-def _client(url: str, key: str | None = None) -> OpenAI:
-    """A client of its own tenant (every key is one)."""
-    return OpenAI(base_url=f"{url}/v1", api_key=key or f"k-{os.urandom(6).hex()}", max_retries=0)
 
 
 def _raw(url: str, client: OpenAI, path: str, method: str = "GET", *, headers: dict[str, str] | None = None,
@@ -57,7 +30,7 @@ def _raw(url: str, client: OpenAI, path: str, method: str = "GET", *, headers: d
 
 def test_upload_retrieve_download_delete(files_server: tuple[str, Path]) -> None:
     url, _ = files_server
-    client = _client(url)
+    client = client_for(url)
     text = "Responsa keeps files.\nSecond line: ünïcödé.\n".encode()
     created = client.files.create(file=("notes.txt", text), purpose="assistants")
     assert created.id.startswith("file-") and created.object == "file" and created.status == "processed"
@@ -86,7 +59,7 @@ def test_upload_retrieve_download_delete(files_server: tuple[str, Path]) -> None
 
 def test_pdf_round_trip(files_server: tuple[str, Path]) -> None:
     url, _ = files_server
-    client = _client(url)
+    client = client_for(url)
     pdf = pdf_bytes(["The owl's name is Hedwig."], ["Page two."])
     created = client.files.create(file=("owl.pdf", pdf, "application/pdf"), purpose="user_data")
     assert created.bytes == len(pdf) and created.filename == "owl.pdf"
@@ -95,7 +68,7 @@ def test_pdf_round_trip(files_server: tuple[str, Path]) -> None:
 
 def test_list_pages_with_cursors_and_filters(files_server: tuple[str, Path]) -> None:
     url, _ = files_server
-    client = _client(url)
+    client = client_for(url)
     ids = [client.files.create(file=(f"f{i}.txt", f"file {i}".encode()),
                                purpose="user_data" if i % 2 else "assistants").id for i in range(5)]
     page = client.files.list(limit=2)
@@ -116,7 +89,7 @@ def test_list_pages_with_cursors_and_filters(files_server: tuple[str, Path]) -> 
 
 def test_tenants_never_see_each_others_files(files_server: tuple[str, Path]) -> None:
     url, _ = files_server
-    alice, bob = _client(url), _client(url)
+    alice, bob = client_for(url), client_for(url)
     secret = alice.files.create(file=("secret.txt", b"alice only"), purpose="assistants")
     assert [f.id for f in bob.files.list()] == []
     for call in (bob.files.retrieve, bob.files.content, bob.files.delete):
@@ -129,7 +102,7 @@ def test_tenants_never_see_each_others_files(files_server: tuple[str, Path]) -> 
 
 def test_size_limit_is_413_and_leaves_nothing(files_server: tuple[str, Path]) -> None:
     url, tmp = files_server
-    client = _client(url)
+    client = client_for(url)
     with pytest.raises(APIStatusError) as caught:
         client.files.create(file=("huge.bin", b"x" * (LIMIT + 1)), purpose="assistants")
     assert caught.value.status_code == 413 and caught.value.body["code"] == "file_too_large"  # type: ignore[index]
@@ -154,7 +127,7 @@ def test_size_limit_is_413_and_leaves_nothing(files_server: tuple[str, Path]) ->
 
 def test_refusals_name_the_parameter(files_server: tuple[str, Path]) -> None:
     url, _ = files_server
-    client = _client(url)
+    client = client_for(url)
     cases: list[tuple[dict[str, Any], str]] = [
         ({"files": {"file": ("a.txt", b"a")}, "data": {"purpose": "fun"}}, "purpose"),
         ({"files": {"file": ("a.txt", b"a")}}, "purpose"),
@@ -180,7 +153,7 @@ def test_refusals_name_the_parameter(files_server: tuple[str, Path]) -> None:
 
 def test_expires_after(files_server: tuple[str, Path]) -> None:
     url, _ = files_server
-    client = _client(url)
+    client = client_for(url)
     f = client.files.create(file=("t.txt", b"short-lived"), purpose="batch",
                             expires_after={"anchor": "created_at", "seconds": 3600})
     assert f.expires_at == f.created_at + 3600

@@ -11,9 +11,10 @@ from typing import Any, cast
 
 from responsa import limits
 from responsa.config import Settings
-from responsa.engine import compaction, prompts, tokens, truncation
+from responsa.engine import compaction, file_inputs, prompts, tokens, truncation
 from responsa.engine.events import EventBuilder
 from responsa.engine.loop import Candidate, Turn
+from responsa.files import FileStore
 from responsa.protocol import shape
 from responsa.protocol.errors import invalid, not_found
 from responsa.protocol.ids import new_id
@@ -184,13 +185,14 @@ def _compaction(req: CreateResponse, triggered: bool, context: list[Item], instr
 
 async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: Registry,
                   default_model: str, history: list[Item] | None = None, compaction_key: bytes | None = None,
-                  enforce_window: bool = True) -> Prepared:
+                  enforce_window: bool = True, files: FileStore | None = None) -> Prepared:
     """``history`` overrides the store lookup of ``previous_response_id``
     (WebSocket mode keeps ``store=false`` responses on the connection).
     ``compaction_key`` verifies compaction items, which expand into the
     items they encode before anything else sees the context.
     ``enforce_window=False`` skips ``truncation`` (token counting wants the
-    whole context)."""
+    whole context). ``files`` resolves ``input_file`` parts (without it, they
+    go to the provider as sent)."""
     shape.check_background(req)
     prompt = await prompts.resolve(req.prompt, tenant=tenant, store=store) if req.prompt else None
     model, candidates = _model_candidates(req, registry, (prompt and prompt.model) or default_model)
@@ -258,6 +260,9 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     for tt in TOOL_TYPES:  # items of tool types this request does not bring, as any model reads them
         if tt.name not in active:
             context = tt.model_view(context)
+    if files is not None:  # before truncation, which must count a file's text
+        context = await file_inputs.inline(context, expanded, files=files, tenant=tenant,
+                                           native=caps.native_files, allow_private=registry.settings.mcp_allow_private)
     if enforce_window:
         context = await limits.offload(heavy or len(context) > 256, truncation.fit, context,
                                        instructions=instructions, tools=tools, model=candidates[0].model,

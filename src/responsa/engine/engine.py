@@ -109,7 +109,8 @@ class Engine:
         req = request if isinstance(request, CreateResponse) else parse_create(request)
         return await context.prepare(req, tenant=tenant, store=self.store, registry=self.registry,
                                      default_model=self.settings.default_model, history=history,
-                                     compaction_key=self.compaction_key, enforce_window=enforce_window)
+                                     compaction_key=self.compaction_key, enforce_window=enforce_window,
+                                     files=self.files)
 
     async def _reprepare(self, tenant: str, request_json: dict[str, Any]) -> Prepared:
         return await self.prepare(request_json, tenant)

@@ -99,25 +99,26 @@ def _part(raw: Any, param: str, role: str) -> dict[str, Any]:
         if not url and not file_id:
             raise invalid(f"Missing required parameter: '{param}.image_url'.", f"{param}.image_url",
                           "missing_required_parameter")
-        if file_id and not url:
-            raise invalid("File ids are not supported by this server: send the image as a URL or a "
-                          "base64 data URL in 'image_url'.", f"{param}.file_id", "unsupported_value")
         detail = part.get("detail", "auto")
         if detail not in _IMAGE_DETAIL:
             raise invalid(f"Invalid value for '{param}.detail': {detail!r}. Supported values are: "
                           "'auto', 'low' and 'high'.", f"{param}.detail")
-        return {"type": "input_image", "image_url": url, "detail": detail}
-    # input_file
-    if part.get("file_id") and not (part.get("file_data") or part.get("file_url")):
-        raise invalid("File ids are not supported by this server: send the file inline in "
-                      "'file_data' or by 'file_url'.", f"{param}.file_id", "unsupported_value")
+        image: dict[str, Any] = {"type": "input_image", "image_url": url, "detail": detail}
+        if file_id and not url:  # an uploaded image (engine/file_inputs.py turns it into a data URL)
+            image["file_id"] = file_id
+        return image
+    # input_file: exactly one of file_id / file_data / file_url (engine/file_inputs.py reads it)
     out = {"type": "input_file"}
-    for key in ("filename", "file_data", "file_url"):
+    for key in ("file_id", "filename", "file_data", "file_url"):
         if part.get(key) is not None:
             out[key] = _str(part[key], f"{param}.{key}")
-    if "file_data" not in out and "file_url" not in out:
-        raise invalid(f"Missing required parameter: '{param}.file_data' (or 'file_url').",
-                      f"{param}.file_data", "missing_required_parameter")
+    given = [key for key in ("file_id", "file_data", "file_url") if out.get(key)]
+    if not given:
+        raise invalid(f"Missing required parameter: '{param}.file_id' (or 'file_data' or 'file_url').",
+                      f"{param}.file_id", "missing_required_parameter")
+    if len(given) > 1:
+        raise invalid(f"Give one of 'file_id', 'file_data' and 'file_url' in '{param}', not "
+                      + " and ".join(repr(g) for g in given) + ".", f"{param}.{given[1]}")
     return out
 
 

@@ -413,7 +413,8 @@ class _Translator:
 class AnthropicProvider(HTTPProvider):
     default_base_url = "https://api.anthropic.com"
     default_capabilities = Capabilities(tools=True, vision=True, json_schema=True, reasoning=True,
-                                        logprobs=False, context_window=200_000)
+                                        logprobs=False, context_window=200_000,
+                                        native_files=frozenset({"application/pdf"}))
 
     def __init__(self, cfg: ProviderConfig) -> None:
         # Paths are relative to /v1 (shared list_models asks for "models"), but

@@ -35,6 +35,10 @@ class Capabilities:
     responses_native: bool = False
     """The upstream speaks the Responses API itself, so Responses-only
     parameters (``ModelRequest.native``) and hosted tools can go through."""
+    native_files: frozenset[str] = frozenset()
+    """Media types the upstream reads itself from an ``input_file``'s
+    ``file_data`` (``"*"``: any type, and ``file_url`` too); every other file
+    reaches the model as its extracted text (``engine/file_inputs.py``)."""
 
 
 @dataclass(slots=True)

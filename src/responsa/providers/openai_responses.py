@@ -59,7 +59,8 @@ def make(cfg: ProviderConfig) -> Provider:
 class OpenAIResponsesProvider(HTTPProvider):
     embeddings_path = "embeddings"
     default_base_url = "https://api.openai.com/v1"
-    default_capabilities = Capabilities(reasoning=True, logprobs=True, responses_native=True)
+    default_capabilities = Capabilities(reasoning=True, logprobs=True, responses_native=True,
+                                        native_files=frozenset({"*"}))
 
     async def stream(self, req: ModelRequest) -> AsyncIterator[ModelEvent]:
         decoder = _Decoder()
