@@ -1,6 +1,6 @@
 """``FileStore`` over its two blob backends: content in a directory or in
 the database, each file read back from the backend that wrote it after the
-the configuration changed, expiry, and uploads that never leave a trace."""
+configuration changed, expiry, and uploads that never leave a trace."""
 
 from __future__ import annotations
 
