@@ -168,11 +168,11 @@ class FileStore:
     async def _sweep(self, now: int) -> None:
         """Remove a few expired files (rows and content): expiry is enforced
         by every read already, this only reclaims their space."""
-        for tenant, file_id, _ in await self.store.expired_files(now, SWEEP_BATCH):
-            try:
+        try:
+            for tenant, file_id, _ in await self.store.expired_files(now, SWEEP_BATCH):
                 await self.delete(tenant, file_id)
-            except APIError as exc:  # a backend this server lacks: its content stays behind
-                log.warning("could not remove expired file %s: %s", file_id, exc.message)
+        except Exception as exc:  # never fails the upload it rides on; the next upload retries
+            log.warning("could not remove expired files: %r", exc)
 
     def _remember(self, file_id: str, text: str) -> None:
         if len(text) > TEXT_CACHE_CHARS // 4:
