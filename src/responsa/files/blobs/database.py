@@ -6,6 +6,7 @@ stream reads one chunk per round trip, so memory stays at one chunk."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,18 @@ from responsa.files.blobs.base import CHUNK_BYTES
 from responsa.store.base import Store
 
 
-def _read(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            yield chunk
+@dataclass(frozen=True, slots=True)
+class _Chunks:
+    """The spooled file in ``CHUNK_BYTES`` pieces, read afresh by every
+    iteration: a driver may run a write again (SQLite re-runs a group
+    commit's writes one by one when another write of the group failed)."""
+
+    path: Path
+
+    def __iter__(self) -> Iterator[bytes]:
+        with self.path.open("rb") as handle:
+            while chunk := handle.read(CHUNK_BYTES):
+                yield chunk
 
 
 class DatabaseBlobs:
@@ -29,7 +38,7 @@ class DatabaseBlobs:
 
     async def put(self, tenant: str, file: dict[str, Any], spooled: Path) -> None:
         try:
-            await self.store.create_file(tenant, file, self.name, _read(spooled))
+            await self.store.create_file(tenant, file, self.name, _Chunks(spooled))
         finally:
             spooled.unlink(missing_ok=True)
 
