@@ -124,7 +124,8 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail(problems)
     _startup_report(settings, registry, config)
     asyncio.run(registry.aclose())  # the app builds its own; this one only checked and reported
-    serving.run(create_app(settings), settings, access_log=False)  # ours replaces uvicorn's: one line per request
+    # access_log=False: ours replaces uvicorn's (one line per request).
+    serving.run(create_app(settings, tune_gc=True), settings, access_log=False)
     return 0
 
 

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from responsa import redact
+from responsa import gcpolicy, redact
 from responsa.api import (
     boundary,
     chat,
@@ -82,7 +82,9 @@ def _route_names(routes: list[BaseRoute]) -> dict[Any, str]:
     return {r.endpoint: r.path for r in routes if isinstance(r, Route | WebSocketRoute)}
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, tune_gc: bool = False) -> Starlette:
+    """``tune_gc``: once start-up is over, freeze its heap and raise the
+    collector's thresholds (``gcpolicy``; ``responsa serve`` asks for it)."""
     settings = settings or load_settings()
     redact.install()  # before anything logs: libraries log headers and URLs with secrets in them
     ops = Ops(settings)
@@ -102,6 +104,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.responsa = AppState(settings=settings, store=store, registry=registry, engine=engine,
                                       api_keys=frozenset(settings.api_keys))
         await engine.start()
+        if tune_gc:
+            gcpolicy.after_startup()
         try:
             yield
         finally:

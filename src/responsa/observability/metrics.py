@@ -59,6 +59,8 @@ TOOL_CALLS = Counter("responsa_tool_calls", "Server-side tool calls by tool type
                      ["type", "outcome"])
 TOOL_LATENCY = Histogram("responsa_tool_call_duration_seconds", "Duration of one server-side tool call.",
                          ["type"], buckets=_LATENCY)
+GC_PAUSE = Histogram("responsa_gc_pause_seconds", "Garbage collector pauses by generation (2: full collection).",
+                     ["generation"], buckets=_FAST)
 RATE_LIMITED = Counter("responsa_rate_limited", "Requests refused by a per-key limit, by limit.", ["limit"])
 
 
