@@ -14,19 +14,21 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import replace
 from typing import Any, ClassVar
 
-import aiohttp
 import orjson
 
+from responsa import __version__
 from responsa.config import ProviderConfig
+from responsa.providers import http1
 from responsa.providers.base import Capabilities, ProviderError
 
-# Failures that happen before the upstream produced anything, so repeating
-# the request cannot duplicate output.
-_RETRY_TRANSPORT = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+# Failures of the connection (refused, cut, malformed): before the upstream
+# produced anything, repeating the request cannot duplicate output.
+_RETRY_TRANSPORT = (http1.UpstreamConnectError, http1.UpstreamClosed)
 # A longer Retry-After than this is better answered by the engine falling
 # back to another model than by holding the client's request open.
 _MAX_RETRY_AFTER = 5.0
-_STREAM_HEADERS = {"content-type": "application/json", "accept": "text/event-stream"}
+_STREAM_HEADERS = http1.header_block({"content-type": "application/json", "accept": "text/event-stream"})
+_JSON_HEADERS = http1.header_block({"content-type": "application/json"})
 
 
 def upstream_error(status: int, payload: Any) -> ProviderError:
@@ -97,7 +99,7 @@ async def _sse_data(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
         yield "\n".join(buf)
 
 
-def _retry_after(resp: aiohttp.ClientResponse) -> float:
+def _retry_after(resp: http1.Response) -> float:
     try:
         return float(resp.headers.get("retry-after", 0))
     except ValueError:  # an HTTP date: treat as "too long to wait for"
@@ -117,12 +119,12 @@ class _Deadline:
         self.idle_s = idle_s
         self.last_data = self.loop.time()
         self.expired: str | None = None
-        self._resp: aiohttp.ClientResponse | None = None
+        self._resp: http1.Response | None = None
         self._timer: asyncio.TimerHandle | None = None
         if math.isfinite(total_s) or math.isfinite(idle_s):
             self._arm()
 
-    def watch(self, resp: aiohttp.ClientResponse) -> None:
+    def watch(self, resp: http1.Response) -> None:
         """The attempt now in flight is the one to cut off."""
         self._resp = resp
         if self.expired:
@@ -153,7 +155,7 @@ class _Deadline:
                              code="upstream_timeout")
 
 
-async def stream_json(session: aiohttp.ClientSession, url: str, body: dict[str, Any], *,
+async def stream_json(client: http1.Client, url: str, body: dict[str, Any], *,
                       attempts: int, backoff: float, total_timeout: float = math.inf,
                       idle_timeout: float = math.inf) -> AsyncIterator[Any]:
     """POST ``body`` and yield each decoded SSE data payload until EOF or ``[DONE]``.
@@ -168,11 +170,11 @@ async def stream_json(session: aiohttp.ClientSession, url: str, body: dict[str, 
     yielded = False
     deadline = _Deadline(total_timeout, idle_timeout)
     try:
-        async for event in _attempts(session, url, content, attempts, backoff, deadline):
+        async for event in _attempts(client, url, content, attempts, backoff, deadline):
             yielded = True
             deadline.last_data = deadline.loop.time()
             yield event
-    except (ProviderError, aiohttp.ClientError, TimeoutError) as exc:
+    except (ProviderError, http1.UpstreamError, TimeoutError) as exc:
         if deadline.expired:
             raise deadline.error() from exc
         if yielded and not isinstance(exc, ProviderError):
@@ -184,17 +186,17 @@ async def stream_json(session: aiohttp.ClientSession, url: str, body: dict[str, 
         raise deadline.error()
 
 
-async def _attempts(session: aiohttp.ClientSession, url: str, content: bytes, attempts: int, backoff: float,
+async def _attempts(client: http1.Client, url: str, content: bytes, attempts: int, backoff: float,
                     deadline: _Deadline) -> AsyncIterator[Any]:
     yielded = False
     for attempt in range(attempts):
         delay = backoff * 2**attempt
         try:
-            async with session.post(url, data=content, headers=_STREAM_HEADERS) as resp:
+            async with client.request("POST", url, content, _STREAM_HEADERS) as resp:
                 deadline.watch(resp)
                 if resp.status < 400:
                     done = False
-                    async for data in _sse_data(resp.content.iter_any()):
+                    async for data in _sse_data(resp.chunks()):
                         # Read on past [DONE] to the end of the body: a response
                         # left unread closes its connection instead of
                         # returning it to the pool.
@@ -217,8 +219,8 @@ async def _attempts(session: aiohttp.ClientSession, url: str, content: bytes, at
         except TimeoutError as exc:
             error = ProviderError(f"The upstream timed out ({type(exc).__name__}).", status=504,
                                   code="upstream_timeout")
-            retry = not yielded and isinstance(exc, aiohttp.ConnectionTimeoutError)
-        except aiohttp.ClientError as exc:
+            retry = not yielded and isinstance(exc, http1.ConnectTimeout)
+        except http1.UpstreamError as exc:
             if yielded:
                 raise ProviderError(f"The upstream stream broke off: {exc}") from exc
             error = ProviderError(f"Cannot reach the upstream: {exc}", code="upstream_unavailable")
@@ -258,28 +260,27 @@ class HTTPProvider:
         self._caps = self._capabilities_table(opts)
         self._models: list[str] | None = None
         self._base_url = base_url.rstrip("/") + "/"
-        self._headers = {**self._auth_headers(cfg.api_key), **opts.get("headers", {})}
+        self._headers = {"user-agent": f"responsa/{__version__}", **self._auth_headers(cfg.api_key),
+                         **opts.get("headers", {})}
         self._pool = int(opts.get("max_connections", 512))
         # Long read timeout: a slow local server may think for minutes before
         # its first token; connecting should never take that long.
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_read=float(opts.get("timeout", 300)),
-                                              sock_connect=float(opts.get("connect_timeout", 10)))
+        self._read_timeout = float(opts.get("timeout", 300))
+        self._connect_timeout = float(opts.get("connect_timeout", 10))
         # Bounds no read timeout gives: the whole call, and the time between
         # two data events (keep-alive comments do not count).
         self._total_timeout = float(opts.get("total_timeout", 1800))
         self._idle_timeout = float(opts.get("idle_timeout", opts.get("timeout", 300)))
-        self._session: aiohttp.ClientSession | None = None
+        self._client: http1.Client | None = None
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        """Created on first use, inside the event loop that will use it. aiohttp
-        rather than httpx: its C parser makes a streamed upstream call cost a
-        third of the CPU (benchmarks/overhead.py)."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                headers=self._headers, timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=self._pool, ttl_dns_cache=60))
-        return self._session
+    def client(self) -> http1.Client:
+        """Created on first use, inside the event loop that will use it
+        (``http1``: why our own client, measured)."""
+        if self._client is None:
+            self._client = http1.Client(headers=self._headers, max_connections=self._pool,
+                                        connect_timeout=self._connect_timeout, read_timeout=self._read_timeout)
+        return self._client
 
     def _url(self, path: str) -> str:
         return self._base_url + path.lstrip("/")
@@ -308,15 +309,16 @@ class HTTPProvider:
         cached, so an upstream that was down at first ask is asked again."""
         if self._models is None:
             try:
-                async with self.session.get(self._url("models"), timeout=aiohttp.ClientTimeout(total=10)) as resp:
-                    resp.raise_for_status()
+                async with asyncio.timeout(10), self.client.request("GET", self._url("models")) as resp:
+                    if resp.status >= 400:
+                        return list(self._cfg.models)
                     self._models = [m["id"] for m in orjson.loads(await resp.read())["data"]]
-            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError):
+            except (http1.UpstreamError, TimeoutError, ValueError, KeyError, TypeError):
                 return list(self._cfg.models)
         return list(dict.fromkeys([*self._models, *self._cfg.models]))
 
     def _stream_json(self, path: str, body: dict[str, Any]) -> AsyncIterator[Any]:
-        return stream_json(self.session, self._url(path), body, attempts=self._attempts, backoff=self._backoff,
+        return stream_json(self.client, self._url(path), body, attempts=self._attempts, backoff=self._backoff,
                            total_timeout=self._total_timeout, idle_timeout=self._idle_timeout)
 
     async def post_json(self, path: str, body: dict[str, Any]) -> Any:
@@ -331,8 +333,7 @@ class HTTPProvider:
                 for attempt in range(self._attempts):
                     delay = self._backoff * 2**attempt
                     try:
-                        async with self.session.post(url, data=content,
-                                                     headers={"content-type": "application/json"}) as resp:
+                        async with self.client.request("POST", url, content, _JSON_HEADERS) as resp:
                             raw = await resp.read()
                             if resp.status < 400:
                                 try:
@@ -344,9 +345,12 @@ class HTTPProvider:
                             if resp.status == 429:
                                 wait = _retry_after(resp)
                                 retry, delay = wait <= _MAX_RETRY_AFTER, max(delay, wait)
-                    except aiohttp.ClientError as exc:
+                    except http1.ReadTimeout as exc:
+                        error = ProviderError(f"The upstream timed out: {exc}", status=504, code="upstream_timeout")
+                        retry = False
+                    except http1.UpstreamError as exc:
                         error = ProviderError(f"Cannot reach the upstream: {exc}", code="upstream_unavailable")
-                        retry = isinstance(exc, _RETRY_TRANSPORT)
+                        retry = isinstance(exc, (*_RETRY_TRANSPORT, http1.ConnectTimeout))
                     if not retry or attempt == self._attempts - 1:
                         raise error
                     await asyncio.sleep(delay)
@@ -355,6 +359,6 @@ class HTTPProvider:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
