@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from responsa.api import sse
@@ -82,7 +82,7 @@ async def _choices(engine: Engine, preps: list[Prepared], chat: C.ChatRequest, t
             yield C.encode_chunk(encoders[0].usage_chunk(finals))
         yield sse.DONE
 
-    return StreamingResponse(chunks(), media_type="text/event-stream", headers=sse.HEADERS)
+    return sse.EventStream(chunks())
 
 
 async def create(request: Request) -> Response:
@@ -112,7 +112,7 @@ async def create(request: Request) -> Response:
     encoder = C.ChunkEncoder(chat)
     chunks = sse.translate(head, events, lambda ev: map(C.encode_chunk, encoder.feed(ev)),
                            lambda exc: C.encode_chunk(dict(error_body(exc))), sse.DONE)
-    return StreamingResponse(chunks, media_type="text/event-stream", headers=sse.HEADERS)
+    return sse.EventStream(chunks)
 
 
 routes = [Route("/v1/chat/completions", create, methods=["POST"])]

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from responsa.api import sse
@@ -56,7 +56,7 @@ async def create(request: Request) -> Response:
     encoder = M.StreamEncoder(msg)
     frames = sse.translate(head, events, lambda ev: map(sse.frame, encoder.feed(ev)),
                            lambda exc: sse.frame(anthropic_body(exc)))
-    return StreamingResponse(frames, media_type="text/event-stream", headers=sse.HEADERS)
+    return sse.EventStream(frames)
 
 
 async def count_tokens(request: Request) -> Response:

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from responsa.api import sse
@@ -29,12 +29,15 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def _stream(events: AsyncIterator[Event], include: Collection[str]) -> StreamingResponse:
-    async def shown() -> AsyncIterator[Event]:
-        async for ev in events:
-            yield visible(ev, include)
+async def _frames(events: AsyncIterator[Event], include: Collection[str]) -> AsyncIterator[bytes]:
+    frame = sse.frame
+    async for ev in events:
+        yield frame(visible(ev, include))
+    yield sse.DONE
 
-    return StreamingResponse(sse.encode(shown()), media_type="text/event-stream", headers=sse.HEADERS)
+
+def _stream(events: AsyncIterator[Event], include: Collection[str]) -> sse.EventStream:
+    return sse.EventStream(_frames(events, include))
 
 
 def _show(response: dict[str, Any], include: Collection[str]) -> Response:
