@@ -36,9 +36,10 @@ def _builder(**kw: Any) -> EventBuilder:
 
 def live(steps: list[Step], *, routes: dict[str, ToolRoute] | None = None,
          run: Callable[[EventBuilder, list[tuple[int, dict[str, Any]]]], list[dict[str, Any]]] | None = None,
-         fail: Exception | None = None, finish: str = "completed") -> list[dict[str, Any]]:
+         fail: Exception | None = None, finish: str = "completed", quiet: bool = False) -> list[dict[str, Any]]:
     """Drive a builder the way ``engine.loop`` does."""
     b = _builder()
+    b.quiet = quiet
     b.routes = routes or {}
     events = b.begin()
     for step in steps:
@@ -246,6 +247,38 @@ def test_piece_cutting_matches_for_token_shaped_chunks(seed: int) -> None:
             i += n
         out += cut.flush()
         assert out == pieces(text)
+
+
+def _ids_out(value: Any) -> Any:
+    """``value`` without the ids (new ones are drawn for every item)."""
+    if isinstance(value, dict):
+        return {k: _ids_out(v) for k, v in value.items() if k != "id"}
+    if isinstance(value, list):
+        return [_ids_out(v) for v in value]
+    return value
+
+
+_LP = [{"token": t, "logprob": -0.5, "bytes": list(t.encode()), "top_logprobs": []} for t in ("Hi ", "there")]
+
+
+@pytest.mark.parametrize(("steps", "kw"), [
+    ([[m.TextDelta("Hello "), m.TextDelta("wor"), m.TextDelta("ld, again"), m.Finish()]], {}),
+    ([[m.ReasoningDelta("I should ", summary=True), m.ReasoningDone("opaque"), m.TextDelta("Yes."), m.Finish()]], {}),
+    ([[m.ReasoningDelta("raw "), m.ReasoningDelta("thought"), m.TextDelta("Hi"), m.Finish()]], {}),
+    ([[m.TextDelta("Well "), m.RefusalDelta("I cannot "), m.RefusalDelta("help."), m.Finish()]], {}),
+    ([[m.TextDelta("Hi ", _LP[:1]), m.TextDelta("there", _LP[1:]), m.Finish()]], {}),
+    ([[m.ToolCallStart(0, "call_a", "f"), m.ToolCallStart(1, "call_b", "g"), m.ToolCallDelta(1, '{"a": '),
+       m.ToolCallDelta(0, "{}"), m.ToolCallDelta(1, "1}"), m.Finish("tool_calls")]], {}),
+    ([[m.TextDelta("cut sh"), m.Finish("length")]], {"finish": "incomplete"}),
+    ([[m.TextDelta("half an ans")]], {"fail": UpstreamError("The upstream stream broke off.")}),
+])
+def test_quiet_builder_ends_with_the_same_response(steps: list[Step], kw: dict[str, Any]) -> None:
+    """A non-streamed turn (``quiet``) skips the item events, and ends with
+    exactly the response the streamed one ends with."""
+    loud, quiet = live(steps, **kw), live(steps, quiet=True, **kw)
+    assert _ids_out(quiet[-1]["response"]) == _ids_out(loud[-1]["response"])
+    assert [e["type"] for e in quiet if e["type"] != "error"] == [
+        "response.created", "response.in_progress", loud[-1]["type"]]
 
 
 def test_every_registered_kind_declares_its_events() -> None:

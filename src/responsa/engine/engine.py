@@ -130,6 +130,7 @@ class Engine:
     async def respond(self, prep: Prepared, tenant: str, *, idempotency_key: str | None = None) -> Response:
         """Run the turn to its end: the final Response (failed ones carry their error)."""
         final: Response = prep.turn.response
+        prep.turn.builder.quiet = True  # only the ending is read: no deltas cut, no item events built
         async for ev in self.run(prep, tenant, idempotency_key=idempotency_key, deferred=True):
             if ev["type"] in E.TERMINAL:
                 final = ev["response"]

@@ -177,6 +177,11 @@ class EventBuilder:
         self.error_event = error_event
         """Whether a failure sends ``error`` before ``response.failed`` (SSE
         does; a WebSocket turn ends at its one terminal frame)."""
+        self.quiet = False
+        """Only the lifecycle events (``created``, ``in_progress``, the
+        ending): a non-streamed turn, whose caller keeps the final response
+        alone, skips cutting deltas and building the item events nobody
+        reads. The output items are the same either way."""
         self.routes: Mapping[str, ToolRoute] = {}
         self.annotators: list[Callable[[str], list[dict[str, Any]]]] = []
         """Toolsets that annotate the answer's text (``web_search``: ``url_citation``s of its results)."""
@@ -224,6 +229,12 @@ class EventBuilder:
         """Number and hand out every event that may go now (hot: once per model event)."""
         segments = self._segments
         out: list[Event] = []
+        if self.quiet:
+            while segments and segments[0].done:
+                segments.popleft()
+            for seg in segments:
+                seg.events.clear()
+            return out
         seq = self.seq
         while segments:
             front = segments[0]
@@ -263,7 +274,8 @@ class EventBuilder:
         return ev
 
     def _done(self, seg: _Segment) -> None:
-        seg.events.append(self._new(E.ITEM_DONE, output_index=seg.index, item=dict(seg.item)))
+        if not self.quiet:
+            seg.events.append(self._new(E.ITEM_DONE, output_index=seg.index, item=dict(seg.item)))
         seg.done = True
         self._open.pop(seg.index, None)
 
@@ -406,7 +418,7 @@ class EventBuilder:
             call = self._calls.get(ev.index)
             if call is not None and ev.arguments:
                 call.chunks.append(ev.arguments)
-                if call.decode is None:
+                if call.decode is None and not self.quiet:
                     for piece, _ in call.cut.feed(ev.arguments):
                         self._chunk(call.kind, call.seg, piece)
         return self._drain()
@@ -466,7 +478,7 @@ class EventBuilder:
             item, kind, seg = call.seg.item, call.kind, call.seg
             if call.decode is not None:
                 item.update(call.decode("".join(call.chunks)))
-                if kind.stream:  # cut as any streamed text is, so a replay sends the same deltas
+                if kind.stream and not self.quiet:  # cut as any streamed text is: a replay sends the same deltas
                     for piece, _ in pieces(str(item.get(kind.stream) or "")):
                         self._chunk(kind, seg, piece)
             else:
@@ -502,6 +514,8 @@ class EventBuilder:
         self._text.append(text)
         if logprobs:
             self._logprobs.extend(logprobs)
+        if self.quiet:
+            return
         for piece, lps in self._cut.feed(text, logprobs):
             self._text_piece(msg, piece, lps)
 
@@ -564,6 +578,8 @@ class EventBuilder:
         if not ev.text:
             return
         self._reasoning_text.append(ev.text)
+        if self.quiet:
+            return
         for piece, _ in self._reasoning_cut.feed(ev.text):
             self._reasoning_piece(self._reasoning, piece)
 
