@@ -18,7 +18,7 @@ Writes one JSON file (``--out``), prints the tables BENCHMARKS.md shows
 matplotlib: ``pip install -e '.[bench]'``). ``--quick`` runs every part on
 tiny counts (a smoke test, ~1 min). Each measurement point stops at its
 request count or its time budget (``--seconds``, default 5), whichever comes
-first, so the full run takes ~8 min on 2 cores however busy they are.
+first, so the full run takes ~10 min on 2 cores however busy they are.
 """
 
 from __future__ import annotations
