@@ -92,3 +92,21 @@ async def test_stopped_while_writing_stops_the_producer_where_it_waits() -> None
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cleaned == ["producer"]
+
+
+async def test_frames_made_before_a_failure_are_written() -> None:
+    async def frames() -> AsyncIterator[bytes]:
+        yield b"event: a\ndata: 0\n\n"
+        raise OSError("the store is unreachable")
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        raise AssertionError
+
+    with pytest.raises(OSError):
+        await sse.EventStream(frames())({"type": "http"}, receive, send)
+    assert [m.get("body") for m in sent[1:]] == [b"event: a\ndata: 0\n\n"]

@@ -202,6 +202,11 @@ class EventStream(Response):
                     continue
                 except StopAsyncIteration:
                     break
+                except BaseException:
+                    if ready:  # what was made before the failure still goes out (the error frame may follow)
+                        with contextlib.suppress(Exception):
+                            await send({"type": "http.response.body", "body": b"".join(ready), "more_body": True})
+                    raise
                 if ready:
                     pending = step, waiting
                     await send({"type": "http.response.body", "body": b"".join(ready), "more_body": True})
