@@ -49,8 +49,19 @@ def _extension(item: Any) -> bool:
     return isinstance(item, dict) and (item.get("type") in EXTENSION_ITEMS or "namespace" in item)
 
 
+def _spec_annotations(value: Any) -> Any:
+    """``value`` without ``file_citation`` annotations (the spec knows only
+    ``url_citation``; the SDK checks file citations)."""
+    if isinstance(value, list):
+        return [_spec_annotations(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    return {k: [a for a in v if not (isinstance(a, dict) and a.get("type") == "file_citation")]
+            if k == "annotations" and isinstance(v, list) else _spec_annotations(v) for k, v in value.items()}
+
+
 def _spec_view(obj: Json) -> Json:
-    out = dict(obj)
+    out = _spec_annotations(obj)
     if isinstance(out.get("output"), list):
         out["output"] = [it for it in out["output"] if not _extension(it)]
     if isinstance(out.get("tools"), list):
@@ -83,9 +94,13 @@ def check_stream(events: list[Json]) -> None:
             check_item(ev["item"])
         if isinstance(ev.get("response"), dict):
             check_response(ev["response"])
-        if _extension(ev.get("item")) or ev["type"].startswith(("response.custom_tool_call", "response.web_search")):
+        if _extension(ev.get("item")) or ev["type"].startswith(("response.custom_tool_call", "response.web_search",
+                                                                "response.file_search")):
             continue
-        shown = {**ev, "response": _spec_view(ev["response"])} if isinstance(ev.get("response"), dict) else ev
+        if (ev.get("annotation") or {}).get("type") == "file_citation":
+            continue
+        shown = {**ev, "response": _spec_view(ev["response"])} if isinstance(ev.get("response"), dict) \
+            else _spec_annotations(ev)
         spec_events.append(shown)
     renumbered = [{**ev, "sequence_number": i} for i, ev in enumerate(spec_events)]
     assert [ev["sequence_number"] for ev in events] == list(range(len(events)))

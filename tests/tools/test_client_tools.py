@@ -270,8 +270,7 @@ def test_hosted_tools_pass_through_to_a_responses_upstream(http: httpx.Client,
 
 @pytest.mark.parametrize("model", ["test/echo", "chat/fake-model", "claude/claude-sonnet-4-5"])
 @pytest.mark.parametrize("tool", [{"type": "image_generation"},
-                                  {"type": "code_interpreter", "container": {"type": "auto"}},
-                                  {"type": "file_search", "vector_store_ids": ["vs_1"]}])
+                                  {"type": "code_interpreter", "container": {"type": "auto"}}])
 def test_hosted_tools_elsewhere_are_400s_saying_why(http: httpx.Client, model: str, tool: Json) -> None:
     r = http.post("/v1/responses", json={"model": model, "input": "x", "tools": [tool]})
     assert r.status_code == 400, r.text

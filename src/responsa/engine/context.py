@@ -27,7 +27,7 @@ from responsa.providers.base import ModelRequest, ProviderError
 from responsa.providers.registry import AppliesDefaults, Registry, UnknownModel
 from responsa.store.base import Store
 from responsa.tools import hosted
-from responsa.tools.base import ToolRequest, Toolset, ToolType
+from responsa.tools.base import ToolRequest, Toolset, ToolType, VectorSearch
 from responsa.tools.choices import as_function_choice
 from responsa.tools.functions import check_schema
 from responsa.tools.registry import BY_TOOL_TYPE, INPUT_ITEMS, ITEM_KINDS, TOOL_TYPES, supported_tool_types
@@ -98,7 +98,8 @@ def _tools(req: CreateResponse) -> tuple[list[dict[str, Any]], list[dict[str, An
 
 
 async def _toolsets(req: CreateResponse, *, history: list[Item], new_items: list[Item],
-                    function_names: set[str], settings: Settings) -> list[tuple[ToolType, Toolset]]:
+                    function_names: set[str], settings: Settings, tenant: str,
+                    vector_search: VectorSearch | None) -> list[tuple[ToolType, Toolset]]:
     """The toolset of every tool type this request uses (each validates its
     part of the request first: 400s before anything runs)."""
     built: list[tuple[ToolType, Toolset]] = []
@@ -106,7 +107,8 @@ async def _toolsets(req: CreateResponse, *, history: list[Item], new_items: list
         if tt.build is None:
             continue
         entries = [(i, t) for i, t in enumerate(req.tools or []) if t.get("type") in tt.tool_types]
-        toolset = await tt.build(ToolRequest(req, entries, history, new_items, function_names, settings))
+        toolset = await tt.build(ToolRequest(req, entries, history, new_items, function_names, settings, tenant,
+                                             vector_search))
         if toolset is not None:
             built.append((tt, toolset))
     return built
@@ -185,7 +187,8 @@ def _compaction(req: CreateResponse, triggered: bool, context: list[Item], instr
 
 async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: Registry,
                   default_model: str, history: list[Item] | None = None, compaction_key: bytes | None = None,
-                  enforce_window: bool = True, files: FileStore | None = None) -> Prepared:
+                  enforce_window: bool = True, files: FileStore | None = None,
+                  vector_search: VectorSearch | None = None) -> Prepared:
     """``history`` overrides the store lookup of ``previous_response_id``
     (WebSocket mode keeps ``store=false`` responses on the connection).
     ``compaction_key`` verifies compaction items, which expand into the
@@ -225,7 +228,7 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     if triggers and triggers != [len(new_items) - 1]:
         raise invalid("A 'compaction_trigger' item must be the last input item.", f"input[{triggers[0]}]")
     toolsets = await _toolsets(req, history=history, new_items=expanded, function_names={t["name"] for t in tools},
-                               settings=registry.settings)
+                               settings=registry.settings, tenant=tenant, vector_search=vector_search)
 
     caps = candidates[0].provider.capabilities(candidates[0].model)
     if (needed := needs_native(req.model_dump(exclude_unset=True))) and not caps.responses_native:

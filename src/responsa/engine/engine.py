@@ -110,7 +110,7 @@ class Engine:
         return await context.prepare(req, tenant=tenant, store=self.store, registry=self.registry,
                                      default_model=self.settings.default_model, history=history,
                                      compaction_key=self.compaction_key, enforce_window=enforce_window,
-                                     files=self.files)
+                                     files=self.files, vector_search=self.vector_stores)
 
     async def _reprepare(self, tenant: str, request_json: dict[str, Any]) -> Prepared:
         return await self.prepare(request_json, tenant)

@@ -544,7 +544,7 @@ class EventBuilder:
             self._at(msg, E.REFUSAL_DONE, content_index=ci, refusal=text)
         else:
             annotations = sorted((a for annotate in self.annotators for a in annotate(text)),
-                                 key=lambda a: a.get("start_index", 0))
+                                 key=lambda a: a.get("start_index", a.get("index", 0)))
             part = {"type": "output_text", "text": text, "annotations": annotations, "logprobs": self._logprobs}
             self._annotations(msg, ci, annotations)
             self._at(msg, E.TEXT_DONE, content_index=ci, text=text, logprobs=self._logprobs)

@@ -97,6 +97,7 @@ _ECHOED = ("prompt_cache_options", "prompt_cache_retention", "image", "access_pr
 
 _ENCRYPTED = "reasoning.encrypted_content"
 _SOURCES = "web_search_call.action.sources"
+_FILE_RESULTS = "file_search_call.results"
 
 
 def _strip(item: Any, include: Collection[str]) -> Any:
@@ -109,6 +110,8 @@ def _strip(item: Any, include: Collection[str]) -> Any:
     if item.get("type") == "web_search_call" and isinstance(action, dict) and "sources" in action \
             and _SOURCES not in include:
         return {**item, "action": {k: v for k, v in action.items() if k != "sources"}}
+    if item.get("type") == "file_search_call" and item.get("results") is not None and _FILE_RESULTS not in include:
+        return {**item, "results": None}
     return item
 
 
@@ -122,8 +125,8 @@ def output_text(output: list[Any]) -> str:
 
 def visible(obj: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
     """``obj`` (a Response or an event) as a client sees it given its
-    ``include``: without encrypted reasoning and web search sources unless
-    asked for, as on OpenAI (the store keeps both, so ``previous_response_id``
+    ``include``: without encrypted reasoning, web search sources and file
+    search results (``null``) unless asked for, as on OpenAI (the store keeps both, so ``previous_response_id``
     chains still round-trip the upstream's reasoning state and the model sees
     earlier results). A Response also gets ``output_text``: the reference
     client (``dedalus_labs``) reads it as a field, where ``openai`` computes it."""

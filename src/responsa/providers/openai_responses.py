@@ -45,8 +45,7 @@ Json = dict[str, Any]
 _ENCRYPTED = "reasoning.encrypted_content"
 _FAMILY = "openai"
 _PASSTHROUGH = frozenset({"message", "function_call", "function_call_output"})
-HOSTED_ITEMS = frozenset({"image_generation_call", "code_interpreter_call", "file_search_call", "program",
-                          "program_output"})
+HOSTED_ITEMS = frozenset({"image_generation_call", "code_interpreter_call", "program", "program_output"})
 """Output items of tools OpenAI runs itself (``tools.hosted``): passed to the
 client as made, and back to the upstream verbatim (with their ids)."""
 

@@ -51,9 +51,9 @@ does not ``executes``), ``input_items`` for the output item, and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from responsa.protocol.types import Event, Item, Response
 
@@ -213,6 +213,33 @@ class ClientToolset:
         return None
 
 
+class SearchHit(TypedDict, total=False):
+    """One excerpt a vector store search found (a ``file_search_call`` result)."""
+
+    file_id: str
+    filename: str
+    score: float
+    text: str
+    attributes: dict[str, Any]
+
+
+class VectorSearch(Protocol):
+    """What the ``file_search`` tool searches with: the server's vector
+    stores (the same search as ``POST /v1/vector_stores/{id}/search``)."""
+
+    async def check(self, tenant: str, vector_store_ids: Sequence[str], *, filters: dict[str, Any] | None,
+                    param: str) -> None:
+        """Raise the 4xx a search would (an unknown store: 404 naming
+        ``{param}.vector_store_ids``; a bad filter: 400), before the turn starts."""
+        ...
+
+    async def search(self, tenant: str, vector_store_ids: Sequence[str], query: str, *, max_num_results: int,
+                     filters: dict[str, Any] | None, ranking_options: dict[str, Any] | None) -> list[SearchHit]:
+        """The best ``max_num_results`` excerpts over all the stores, best first;
+        a ``ResponsaError`` when the search cannot run (the call fails, the turn goes on)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ToolRequest:
     """What ``ToolType.build`` gets: the request, its entries of this tool
@@ -224,6 +251,9 @@ class ToolRequest:
     new_items: list[Item]
     function_names: set[str]
     settings: Settings
+    tenant: str = ""
+    vector_search: VectorSearch | None = None
+    """The server's vector stores (``file_search``); None where the server has none."""
 
 
 def _same(items: list[Item]) -> list[Item]:

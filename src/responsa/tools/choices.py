@@ -18,7 +18,7 @@ _FUNCTION_OF_TYPE = {
     "shell": "shell", "local_shell": "local_shell", "apply_patch": "apply_patch", "tool_search": "tool_search",
     "computer": "computer", "computer_use_preview": "computer", "computer_use": "computer",
     "web_search": "web_search", "web_search_2025_08_26": "web_search", "web_search_preview": "web_search",
-    "web_search_preview_2025_03_11": "web_search"}
+    "web_search_preview_2025_03_11": "web_search", "file_search": "file_search"}
 
 
 def function_names(tools: list[Any]) -> list[str]:

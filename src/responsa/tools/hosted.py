@@ -1,5 +1,5 @@
-"""Tools OpenAI hosts (``file_search`` over OpenAI vector stores,
-``code_interpreter``, ``image_generation``, ``programmatic_tool_calling``):
+"""Tools OpenAI hosts (``code_interpreter``, ``image_generation``,
+``programmatic_tool_calling``; ``file_search`` runs here, ``tools.file_search``):
 passed through to an upstream that speaks the Responses API natively
 (an ``openai-responses`` provider), which runs them; their items
 (``image_generation_call``...) come back as the upstream made them and go
@@ -13,14 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from openai.types.responses.response_code_interpreter_tool_call_param import ResponseCodeInterpreterToolCallParam
-from openai.types.responses.response_file_search_tool_call_param import ResponseFileSearchToolCallParam
 from openai.types.responses.response_input_item_param import ImageGenerationCall, Program, ProgramOutput
 
 from responsa.protocol.errors import invalid
 from responsa.tools.base import ToolType
 from responsa.tools.client_calls import sdk_normaliser
 
-TYPES = ("file_search", "code_interpreter", "image_generation", "programmatic_tool_calling")
+TYPES = ("code_interpreter", "image_generation", "programmatic_tool_calling")
 
 
 def parse_tool(tool: dict[str, Any], param: str) -> dict[str, Any]:
@@ -40,6 +39,5 @@ TOOL_TYPE = ToolType(
     name="hosted", tool_types=TYPES, parse_tool=parse_tool,
     input_items={"image_generation_call": sdk_normaliser(ImageGenerationCall, "ig"),
                  "code_interpreter_call": sdk_normaliser(ResponseCodeInterpreterToolCallParam, "ci"),
-                 "file_search_call": sdk_normaliser(ResponseFileSearchToolCallParam, "fs"),
                  "program": sdk_normaliser(Program, "prg"),
                  "program_output": sdk_normaliser(ProgramOutput, "prgo")})
