@@ -1,0 +1,233 @@
+"""Retrieval quality of Responsa's vector stores: recall@5 and nDCG@10 of
+vector-only, keyword-only and hybrid search on a labelled public set.
+
+    python benchmarks/retrieval.py [--database-url postgresql://127.0.0.1/test] [--json out.json]
+
+The set (``retrieval_set.py``) is the Python 3.11 FAQ from Debian's
+``python3.11-doc`` package: 173 questions whose relevant document is the
+answer the CPython authors wrote under them, among 210 files (the answers
+plus the tutorial and HOWTO pages as distractors).
+
+Everything goes through Responsa's own code path, in this process: the app
+(``create_app``, its lifespan) on a fresh SQLite (or the given PostgreSQL)
+database, files uploaded with ``POST /v1/files``, one vector store made
+from them with ``POST /v1/vector_stores/{id}/file_batches`` (default
+chunking: 800-token chunks overlapping by 400, embedded with the default
+local model), polled until no file is ``in_progress``, then every query
+sent to ``POST /v1/vector_stores/{id}/search`` with ``max_num_results``
+50. The three modes differ only by ``ranking_options.hybrid_search``:
+vector-only is ``embedding_weight 1, text_weight 0``, keyword-only ``0, 1``,
+hybrid the default ``1, 1`` (weighted reciprocal rank fusion). The only
+thing changed for the benchmark is an on-disk cache around the embedder
+(``~/.cache/responsa/retrieval/embeddings.sqlite``), so a second run does
+not embed the corpus again; it does not change a single vector.
+
+Metrics are per file: a search's chunks are reduced to the files they come
+from, in order of their best chunk. recall@5: the share of a query's
+relevant files among the first 5 (each query has one, so it is the hit
+rate); nDCG@10 with binary gains. Reported on the ``test`` split (109
+queries); ``--tune`` also picks the ``hybrid_search`` weights that do best
+on the ``dev`` split (64 queries) and reports them on ``test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import math
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from retrieval_set import CACHE, Query, RetrievalSet, load  # noqa: E402
+
+from responsa.api.app import create_app  # noqa: E402
+from responsa.config import load_settings  # noqa: E402
+
+MODES: dict[str, dict[str, float]] = {"vector": {"embedding_weight": 1.0, "text_weight": 0.0},
+                                      "keyword": {"embedding_weight": 0.0, "text_weight": 1.0},
+                                      "hybrid": {"embedding_weight": 1.0, "text_weight": 1.0}}
+GRID = [(e, t) for e in (0.5, 1.0, 1.5, 2.0, 3.0) for t in (1.0,)] + [(1.0, t) for t in (1.5, 2.0, 3.0)]
+"""``(embedding_weight, text_weight)`` pairs ``--tune`` tries on the dev split."""
+
+
+class CachedEmbedder:
+    """The server's embedder with an on-disk cache of its vectors (keyed by
+    model and text), so repeated runs skip embedding; misses are embedded
+    by the wrapped embedder, unchanged."""
+
+    def __init__(self, inner: Any, path: Path) -> None:
+        self.inner = inner
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path)
+        self.db.execute("CREATE TABLE IF NOT EXISTS v (k TEXT PRIMARY KEY, vec TEXT)")
+        self.hits = self.misses = 0
+        self.embed_s = 0.0
+
+    @property
+    def model(self) -> str:
+        return str(self.inner.model)
+
+    @property
+    def dimensions(self) -> int | None:
+        return self.inner.dimensions  # type: ignore[no-any-return]
+
+    def _key(self, text: str) -> str:
+        return hashlib.sha256(f"{self.model}\0{text}".encode()).hexdigest()
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        keys = [self._key(t) for t in texts]
+        found = dict(self.db.execute(f"SELECT k, vec FROM v WHERE k IN ({','.join('?' * len(keys))})", keys))
+        missing = [i for i, k in enumerate(keys) if k not in found]
+        self.hits += len(texts) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            t0 = time.perf_counter()
+            vectors = await self.inner.embed([texts[i] for i in missing])
+            self.embed_s += time.perf_counter() - t0
+            rows = [(keys[i], json.dumps(v)) for i, v in zip(missing, vectors, strict=True)]
+            self.db.executemany("INSERT OR REPLACE INTO v VALUES (?, ?)", rows)
+            self.db.commit()
+            found.update(rows)
+        return [json.loads(found[k]) for k in keys]
+
+
+def files_ranked(hits: list[dict[str, Any]]) -> list[str]:
+    """Filenames in order of their best chunk."""
+    return list(dict.fromkeys(h["filename"] for h in hits))
+
+
+def recall_at(ranked: list[str], relevant: frozenset[str], k: int) -> float:
+    return len(relevant & set(ranked[:k])) / len(relevant)
+
+
+def ndcg_at(ranked: list[str], relevant: frozenset[str], k: int) -> float:
+    dcg = sum(1 / math.log2(i + 2) for i, name in enumerate(ranked[:k]) if name in relevant)
+    ideal = sum(1 / math.log2(i + 2) for i in range(min(k, len(relevant))))
+    return dcg / ideal
+
+
+def score(runs: dict[str, list[str]], queries: list[Query]) -> dict[str, float]:
+    n = len(queries)
+    return {"recall@5": round(sum(recall_at(runs[q.qid], q.relevant, 5) for q in queries) / n, 4),
+            "ndcg@10": round(sum(ndcg_at(runs[q.qid], q.relevant, 10) for q in queries) / n, 4),
+            "queries": n}
+
+
+async def ingest(http: httpx.AsyncClient, data: RetrievalSet) -> tuple[str, dict[str, Any]]:
+    sem = asyncio.Semaphore(8)
+
+    async def upload(name: str, text: str) -> str:
+        async with sem:
+            r = await http.post("/v1/files", data={"purpose": "assistants"},
+                                files={"file": (name, text.encode(), "text/plain")})
+            r.raise_for_status()
+            return str(r.json()["id"])
+
+    t0 = time.perf_counter()
+    ids = await asyncio.gather(*(upload(d.name, d.text) for d in data.docs))
+    r = await http.post("/v1/vector_stores", json={"name": "retrieval-benchmark"})
+    r.raise_for_status()
+    vid = r.json()["id"]
+    for i in range(0, len(ids), 500):
+        r = await http.post(f"/v1/vector_stores/{vid}/file_batches", json={"file_ids": ids[i:i + 500]})
+        r.raise_for_status()
+    while True:  # poll as a client would (the API has no completion push)
+        store = (await http.get(f"/v1/vector_stores/{vid}")).json()
+        if store["file_counts"]["in_progress"] == 0:
+            break
+        await asyncio.sleep(0.25)
+    store["ingest_s"] = round(time.perf_counter() - t0, 1)
+    if store["file_counts"]["completed"] != len(ids):
+        raise SystemExit(f"ingestion failed: {store['file_counts']}")
+    return vid, store
+
+
+async def search_all(http: httpx.AsyncClient, vid: str, queries: list[Query],
+                     weights: dict[str, float]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for q in queries:
+        r = await http.post(f"/v1/vector_stores/{vid}/search",
+                            json={"query": q.text, "max_num_results": 50,
+                                  "ranking_options": {"hybrid_search": weights}})
+        r.raise_for_status()
+        out[q.qid] = files_ranked(r.json()["data"])
+    return out
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    data = load()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{tmp}/retrieval.db"
+        settings = load_settings(None, database_url=url)
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            vector_stores = app.state.responsa.vector_stores
+            cache = CachedEmbedder(vector_stores.embedder(vector_stores.embedding_model),
+                                   CACHE / "embeddings.sqlite")
+            vector_stores.embedder_override = cache
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bench",
+                                         headers={"authorization": "Bearer retrieval-bench"}, timeout=600) as http:
+                vid, store = await ingest(http, data)
+                report: dict[str, Any] = {
+                    "set": data.source, "docs": len(data.docs), "database": url.split(":")[0],
+                    "embedding_model": cache.model, "ingest_s": store["ingest_s"],
+                    "embedded_now": cache.misses, "embedded_from_cache": cache.hits,
+                    "modes": {}}
+                t0 = time.perf_counter()
+                test, dev = data.split("test"), data.split("dev")
+                for mode, weights in MODES.items():
+                    runs = await search_all(http, vid, data.queries, weights)
+                    report["modes"][mode] = {"weights": weights, "test": score(runs, test), "dev": score(runs, dev),
+                                             "all": score(runs, data.queries)}
+                if args.tune:
+                    tuned: list[tuple[tuple[float, float], dict[str, float]]] = []
+                    for e, t in GRID:
+                        weights = {"embedding_weight": e, "text_weight": t}
+                        tuned.append(((e, t), score(await search_all(http, vid, dev, weights), dev)))
+                    best = max(tuned, key=lambda p: (p[1]["ndcg@10"], p[1]["recall@5"]))[0]
+                    weights = {"embedding_weight": best[0], "text_weight": best[1]}
+                    runs = await search_all(http, vid, test, weights)
+                    report["modes"]["hybrid_tuned"] = {"weights": weights, "test": score(runs, test),
+                                                       "dev_grid": {f"{e}/{t}": s for (e, t), s in tuned}}
+                report["search_s"] = round(time.perf_counter() - t0, 1)
+                return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--tune", action="store_true", help="pick hybrid weights on dev, report them on test")
+    parser.add_argument("--json", help="also write the report to this file")
+    args = parser.parse_args()
+    report = asyncio.run(run(args))
+    print(f"{report['set']}: {report['docs']} files, {report['database']}, {report['embedding_model']}, "
+          f"ingest {report['ingest_s']} s ({report['embedded_now']} texts embedded now, "
+          f"{report['embedded_from_cache']} from cache)")
+    print(f"{'mode':<14}{'weights e/t':>12}{'recall@5':>10}{'nDCG@10':>9}   (test split; all queries)")
+    for mode, r in report["modes"].items():
+        w = r["weights"]
+        line = f"{mode:<14}{w['embedding_weight']:>6g}/{w['text_weight']:<5g}{r['test']['recall@5']:>10.3f}" \
+               f"{r['test']['ndcg@10']:>9.3f}"
+        if "all" in r:
+            line += f"   ({r['all']['recall@5']:.3f}; {r['all']['ndcg@10']:.3f})"
+        print(line)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
