@@ -40,7 +40,7 @@ Item = dict[str, Any]
 NAME = "file_search"
 DEFAULT_MAX_RESULTS = 10
 MAX_RESULTS = 50
-MAX_VECTOR_STORES = 16
+MAX_VECTOR_STORES = 10
 """Bound on ``vector_store_ids`` per tool (each is one search per call)."""
 _KEYS = frozenset({"type", "vector_store_ids", "filters", "max_num_results", "ranking_options"})
 _RANKING_KEYS = frozenset({"ranker", "score_threshold", "hybrid_search"})
