@@ -53,7 +53,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol
 
 from responsa.protocol.types import Event, Item, Response
 
@@ -213,28 +213,36 @@ class ClientToolset:
         return None
 
 
-class SearchHit(TypedDict, total=False):
+class SearchHit(Protocol):
     """One excerpt a vector store search found (a ``file_search_call`` result)."""
 
-    file_id: str
-    filename: str
-    score: float
-    text: str
-    attributes: dict[str, Any]
+    @property
+    def file_id(self) -> str: ...
+
+    @property
+    def filename(self) -> str: ...
+
+    @property
+    def score(self) -> float: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def attributes(self) -> dict[str, Any]: ...
 
 
 class VectorSearch(Protocol):
     """What the ``file_search`` tool searches with: the server's vector
-    stores (the same search as ``POST /v1/vector_stores/{id}/search``)."""
+    stores (``responsa.vectorstores.VectorStores``, whose ``search`` also
+    serves ``POST /v1/vector_stores/{id}/search``)."""
 
-    async def check(self, tenant: str, vector_store_ids: Sequence[str], *, filters: dict[str, Any] | None,
-                    param: str) -> None:
-        """Raise the 4xx a search would (an unknown store: 404 naming
-        ``{param}.vector_store_ids``; a bad filter: 400), before the turn starts."""
+    async def retrieve(self, tenant: str, vector_store_id: str) -> dict[str, Any]:
+        """The vector store; a 404 ``ResponsaError`` if the tenant has none of that id."""
         ...
 
     async def search(self, tenant: str, vector_store_ids: Sequence[str], query: str, *, max_num_results: int,
-                     filters: dict[str, Any] | None, ranking_options: dict[str, Any] | None) -> list[SearchHit]:
+                     filters: Any, ranking_options: Any) -> Sequence[SearchHit]:
         """The best ``max_num_results`` excerpts over all the stores, best first;
         a ``ResponsaError`` when the search cannot run (the call fails, the turn goes on)."""
         ...

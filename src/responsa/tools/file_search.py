@@ -155,9 +155,9 @@ def model_view(items: list[Item], outputs: Mapping[str, str] | None = None) -> l
 
 
 def _result(hit: SearchHit) -> Item:
-    out: Item = {"file_id": hit["file_id"], "filename": hit["filename"], "score": hit["score"], "text": hit["text"]}
-    if hit.get("attributes"):
-        out["attributes"] = hit["attributes"]
+    out: Item = {"file_id": hit.file_id, "filename": hit.filename, "score": hit.score, "text": hit.text}
+    if hit.attributes:
+        out["attributes"] = dict(hit.attributes)
     return out
 
 
@@ -242,7 +242,12 @@ async def build(req: ToolRequest) -> Toolset | None:
     if req.vector_search is None:
         raise invalid(f"'{param}' is a 'file_search' tool, but this server has no vector stores.", f"{param}.type",
                       "unsupported_value")
-    await req.vector_search.check(req.tenant, entry["vector_store_ids"], filters=entry.get("filters"), param=param)
+    for j, vid in enumerate(entry["vector_store_ids"]):
+        try:
+            await req.vector_search.retrieve(req.tenant, vid)
+        except ResponsaError as exc:
+            exc.param = f"{param}.vector_store_ids[{j}]"
+            raise
     return FileSearchToolset(entry, req.vector_search, req.tenant)
 
 
