@@ -11,9 +11,11 @@ plus the tutorial and HOWTO pages as distractors).
 Everything goes through Responsa's own code path, in this process: the app
 (``create_app``, its lifespan) on a fresh SQLite (or the given PostgreSQL)
 database, files uploaded with ``POST /v1/files``, one vector store made
-from them with ``POST /v1/vector_stores/{id}/file_batches`` (default
+from them by the app's ``VectorStores`` (``create`` and ``create_batch``,
+what ``POST /v1/vector_stores`` and ``/file_batches`` call; default
 chunking: 800-token chunks overlapping by 400, embedded with the default
-local model), polled until no file is ``in_progress``. Every query then goes to
+local model by the background ingestion jobs), waited for until every file
+is ``completed``. Every query then goes to
 ``VectorStores.search`` (the function behind ``POST
 /v1/vector_stores/{id}/search`` and the ``file_search`` tool, called in
 process so the benchmark can set its ``mode`` and ``rrf_k``) with
@@ -132,7 +134,10 @@ def score(runs: dict[str, list[str]], queries: list[Query]) -> dict[str, float]:
             "queries": n}
 
 
-async def ingest(http: httpx.AsyncClient, data: RetrievalSet) -> tuple[str, dict[str, Any]]:
+async def ingest(http: httpx.AsyncClient, vector_stores: Any, data: RetrievalSet) -> tuple[str, float]:
+    """Upload every doc (``POST /v1/files``), make one vector store of them
+    (``VectorStores.create`` + ``create_batch``: what the routes call), wait
+    until each is ingested."""
     sem = asyncio.Semaphore(8)
 
     async def upload(name: str, text: str) -> str:
@@ -144,21 +149,14 @@ async def ingest(http: httpx.AsyncClient, data: RetrievalSet) -> tuple[str, dict
 
     t0 = time.perf_counter()
     ids = await asyncio.gather(*(upload(d.name, d.text) for d in data.docs))
-    r = await http.post("/v1/vector_stores", json={"name": "retrieval-benchmark"})
-    r.raise_for_status()
-    vid = r.json()["id"]
+    store = await vector_stores.create(TENANT, {"name": "retrieval-benchmark"})
     for i in range(0, len(ids), 500):
-        r = await http.post(f"/v1/vector_stores/{vid}/file_batches", json={"file_ids": ids[i:i + 500]})
-        r.raise_for_status()
-    while True:  # poll as a client would (the API has no completion push)
-        store = (await http.get(f"/v1/vector_stores/{vid}")).json()
-        if store["file_counts"]["in_progress"] == 0:
-            break
-        await asyncio.sleep(0.25)
-    store["ingest_s"] = round(time.perf_counter() - t0, 1)
-    if store["file_counts"]["completed"] != len(ids):
-        raise SystemExit(f"ingestion failed: {store['file_counts']}")
-    return vid, store
+        await vector_stores.create_batch(TENANT, store["id"], {"file_ids": ids[i:i + 500]})
+    failed = [f for f in [await vector_stores.wait_file(TENANT, store["id"], fid) for fid in ids]
+              if f["status"] != "completed"]
+    if failed:
+        raise SystemExit(f"ingestion failed: {failed[0]}")
+    return store["id"], round(time.perf_counter() - t0, 1)
 
 
 async def search_all(vector_stores: Any, vid: str, queries: list[Query], **how: Any) -> dict[str, list[str]]:
@@ -167,6 +165,11 @@ async def search_all(vector_stores: Any, vid: str, queries: list[Query], **how: 
         hits = await vector_stores.search(TENANT, [vid], q.text, max_num_results=50, **how)
         out[q.qid] = files_ranked([{"filename": h.filename} for h in hits])
     return out
+
+
+async def vector_stores_of(app: Any) -> Any:
+    """The app's ``VectorStores`` (started by its lifespan)."""
+    return app.state.responsa.vector_stores
 
 
 def _fusion(k: int, weight: float) -> dict[str, Any]:
@@ -189,17 +192,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         settings = load_settings(None, database_url=url)
         app = create_app(settings)
         async with app.router.lifespan_context(app):
-            vector_stores = app.state.responsa.vector_stores
+            vector_stores = await vector_stores_of(app)
             cache = CachedEmbedder(vector_stores.embedder(vector_stores.embedding_model),
                                    CACHE / "embeddings.sqlite")
             vector_stores.embedder_override = cache
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bench",
                                          headers={"authorization": f"Bearer {KEY}"}, timeout=600) as http:
-                vid, store = await ingest(http, data)
+                vid, ingest_s = await ingest(http, vector_stores, data)
                 report: dict[str, Any] = {
                     "set": data.source, "docs": len(data.docs), "database": url.split(":")[0],
-                    "embedding_model": cache.model, "ingest_s": store["ingest_s"],
+                    "embedding_model": cache.model, "ingest_s": ingest_s,
                     "embedded_now": cache.misses, "embedded_from_cache": cache.hits,
                     "modes": {}}
                 t0 = time.perf_counter()
