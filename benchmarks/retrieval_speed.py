@@ -11,7 +11,7 @@ embedding model reads of a chunk) drawn from a Zipf distribution over a
 data. Embedding is measured apart, because it dominates and does not depend
 on the database:
 
-- **embed**: the local embedding model on 256 such chunks (chunks/s), and
+- **embed**: the local embedding model on 64 such chunks (chunks/s), and
   on 200 short queries one at a time (p50 ms: what a search adds for it);
 - **insert**: ``VectorStores.insert_chunks`` (the ingestion job's own last
   step: chunk rows, the vector index, the keyword index, the file marked
@@ -108,7 +108,7 @@ def pct(values: list[float], q: float) -> float:
 async def embed_speed(vector_stores: Any, corpus: Corpus, queries: int) -> dict[str, Any]:
     embedder = vector_stores.embedder(vector_stores.embedding_model)
     await embedder.embed(["warm up the model"])
-    texts = corpus.texts(256)
+    texts = corpus.texts(64)
     t0 = time.perf_counter()
     await embedder.embed(texts)
     chunk_rate = len(texts) / (time.perf_counter() - t0)
@@ -150,10 +150,15 @@ async def one_size(vector_stores: Any, corpus: Corpus, n: int, queries: int) -> 
     return out
 
 
+async def vector_stores_of(app: Any) -> Any:
+    """The app's ``VectorStores`` (started by its lifespan)."""
+    return app.state.responsa.vector_stores
+
+
 async def run_db(url: str, sizes: list[int], queries: int, with_embed: bool) -> dict[str, Any]:
     app = create_app(load_settings(None, database_url=url))
     async with app.router.lifespan_context(app):
-        vector_stores = app.state.responsa.vector_stores
+        vector_stores = await vector_stores_of(app)
         corpus = Corpus(vector_stores.embedder(vector_stores.embedding_model).dimensions or 384)
         result: dict[str, Any] = {"database": url.split(":")[0], "sizes": []}
         if with_embed:
