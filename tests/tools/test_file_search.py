@@ -60,7 +60,7 @@ def base_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 @pytest.fixture(scope="module")
 def client(base_url: str) -> OpenAI:
-    return OpenAI(base_url=f"{base_url}/v1", api_key="fs-tenant", max_retries=0, timeout=120)
+    return OpenAI(base_url=f"{base_url}/v1", api_key="fs-tenant", max_retries=0, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -172,11 +172,13 @@ def test_another_tenant_cannot_search_the_store(base_url: str, library: tuple[st
 
 def test_file_search_on_the_embedded_model(client: OpenAI, library: tuple[str, dict[str, str]]) -> None:
     store_id, ids = library
-    resp = client.responses.create(model="local/smollm2", input="How many days of holiday do employees get?",
-                                   tools=[{"type": "file_search", "vector_store_ids": [store_id]}],
-                                   tool_choice={"type": "file_search"}, max_output_tokens=40,
-                                   include=["file_search_call.results"])
-    check_response(resp.model_dump(mode="json"))
+    raw = client.responses.with_raw_response.create(
+        model="local/smollm2", input="How many days of holiday do employees get?",
+        tools=[{"type": "file_search", "vector_store_ids": [store_id], "max_num_results": 1}],
+        tool_choice={"type": "file_search"},
+        max_output_tokens=160, include=["file_search_call.results"])
+    check_response(raw.http_response.json())
+    resp = raw.parse()
     call = resp.output[0]
     assert call.type == "file_search_call" and call.status == "completed" and call.queries
     message = next(it for it in resp.output if it.type == "message")
