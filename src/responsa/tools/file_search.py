@@ -35,16 +35,14 @@ from openai.types.responses.response_file_search_tool_call_param import Response
 from responsa.protocol.errors import ResponsaError, invalid
 from responsa.tools.base import Emitter, ItemKind, SearchHit, ToolRequest, ToolRoute, Toolset, ToolType, VectorSearch
 from responsa.tools.client_calls import arguments, dumps, only_keys, sdk_normaliser
+from responsa.vectorstores.filters import check_filter
+from responsa.vectorstores.ranking import parse_ranking
+from responsa.vectorstores.search import MAX_RESULTS, MAX_SEARCH_STORES
 
 Item = dict[str, Any]
 NAME = "file_search"
 DEFAULT_MAX_RESULTS = 10
-MAX_RESULTS = 50
-MAX_VECTOR_STORES = 10
-"""Bound on ``vector_store_ids`` per tool (each is one search per call)."""
 _KEYS = frozenset({"type", "vector_store_ids", "filters", "max_num_results", "ranking_options"})
-_RANKING_KEYS = frozenset({"ranker", "score_threshold", "hybrid_search"})
-_RANKERS = ("auto", "default-2024-11-15", "default_2024_08_21", "none")
 
 
 def _finished(item: Item) -> tuple[str, ...]:
@@ -59,38 +57,9 @@ FILE_SEARCH_CALL = ItemKind("file_search_call", "fs", opened=("response.file_sea
                             results=("results",), blank={"queries": []}, executes=True)
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _check_ranking(ranking: Any, param: str) -> None:
-    if not isinstance(ranking, dict):
-        raise invalid(f"Invalid type for '{param}': expected an object.", param, "invalid_type")
-    only_keys(ranking, param, _RANKING_KEYS)
-    ranker = ranking.get("ranker")
-    if ranker is not None and ranker not in _RANKERS:
-        raise invalid(f"Invalid value for '{param}.ranker': {ranker!r}. Supported values are: "
-                      + ", ".join(repr(r) for r in _RANKERS) + ".", f"{param}.ranker")
-    threshold = ranking.get("score_threshold")
-    if threshold is not None and (not _number(threshold) or not 0 <= threshold <= 1):
-        raise invalid(f"Invalid '{param}.score_threshold': expected a number between 0 and 1.",
-                      f"{param}.score_threshold")
-    hybrid = ranking.get("hybrid_search")
-    if hybrid is not None:
-        where = f"{param}.hybrid_search"
-        if not isinstance(hybrid, dict):
-            raise invalid(f"Invalid type for '{where}': expected an object.", where, "invalid_type")
-        only_keys(hybrid, where, frozenset({"embedding_weight", "text_weight"}))
-        for key in ("embedding_weight", "text_weight"):
-            if not _number(hybrid.get(key)) or hybrid[key] < 0:
-                raise invalid(f"Invalid '{where}.{key}': expected a number >= 0.", f"{where}.{key}")
-        if hybrid["embedding_weight"] + hybrid["text_weight"] <= 0:
-            raise invalid(f"Invalid '{where}': the two weights cannot both be 0.", where)
-
-
 def parse_tool(tool: dict[str, Any], param: str) -> dict[str, Any]:
-    """The entry as echoed. Filters are checked by the search itself (the
-    same rules as ``/v1/vector_stores/{id}/search``), when the toolset is built."""
+    """The entry as echoed; ``filters`` and ``ranking_options`` are checked by
+    the vector stores' own rules (those of ``/v1/vector_stores/{id}/search``)."""
     only_keys(tool, param, _KEYS)
     ids = tool.get("vector_store_ids")
     if ids is None:
@@ -99,18 +68,17 @@ def parse_tool(tool: dict[str, Any], param: str) -> dict[str, Any]:
     if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
         raise invalid(f"Invalid type for '{param}.vector_store_ids': expected an array of vector store ids.",
                       f"{param}.vector_store_ids", "invalid_type")
-    if not 1 <= len(ids) <= MAX_VECTOR_STORES:
-        raise invalid(f"Invalid '{param}.vector_store_ids': expected 1 to {MAX_VECTOR_STORES} vector store ids, "
+    if not 1 <= len(ids) <= MAX_SEARCH_STORES:
+        raise invalid(f"Invalid '{param}.vector_store_ids': expected 1 to {MAX_SEARCH_STORES} vector store ids, "
                       f"got {len(ids)}.", f"{param}.vector_store_ids")
     n = tool.get("max_num_results")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_RESULTS):
         raise invalid(f"Invalid '{param}.max_num_results': expected an integer from 1 to {MAX_RESULTS}.",
                       f"{param}.max_num_results")
     if tool.get("ranking_options") is not None:
-        _check_ranking(tool["ranking_options"], f"{param}.ranking_options")
-    filters = tool.get("filters")
-    if filters is not None and not isinstance(filters, dict):
-        raise invalid(f"Invalid type for '{param}.filters': expected an object.", f"{param}.filters", "invalid_type")
+        parse_ranking(tool["ranking_options"], param=f"{param}.ranking_options")
+    if tool.get("filters") is not None:
+        check_filter(tool["filters"], f"{param}.filters")
     return dict(tool)
 
 
