@@ -151,7 +151,8 @@ class FileSearchToolset:
                  "description": "Search the user's uploaded files. Returns excerpts, each headed by its file name "
                                 "in brackets; cite the files you use by that name, e.g. [notes.pdf].",
                  "parameters": {"type": "object", "properties": {"query": {
-                     "type": "string", "minLength": 1, "maxLength": 120, "description": "What to look for in the files."}},
+                     "type": "string", "minLength": 1, "maxLength": 120,
+                     "description": "What to look for in the files."}},
                                 "required": ["query"]}}]
 
     async def execute(self, calls: list[tuple[int, Item]], emit: Emitter) -> AsyncIterator[dict[str, Any]]:
