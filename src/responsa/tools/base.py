@@ -55,6 +55,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from responsa.protocol.errors import invalid
 from responsa.protocol.types import Event, Item, Response
 
 if TYPE_CHECKING:
@@ -262,6 +263,17 @@ class ToolRequest:
     tenant: str = ""
     vector_search: VectorSearch | None = None
     """The server's vector stores (``file_search``); None where the server has none."""
+
+    def single_entry(self, name: str) -> tuple[int, dict[str, Any]] | None:
+        """The one entry of a server-run tool that may appear once and whose
+        name a function tool may not take (``web_search``, ``file_search``)."""
+        if not self.entries:
+            return None
+        if len(self.entries) > 1:
+            raise invalid(f"Only one '{name}' tool may be given.", f"tools[{self.entries[1][0]}]")
+        if name in self.function_names:
+            raise invalid(f"A function named '{name}' clashes with the {name} tool.", "tools")
+        return self.entries[0]
 
 
 def _same(items: list[Item]) -> list[Item]:

@@ -200,13 +200,9 @@ class FileSearchToolset:
 
 
 async def build(req: ToolRequest) -> Toolset | None:
-    if not req.entries:
+    if (single := req.single_entry(NAME)) is None:
         return None
-    if len(req.entries) > 1:
-        raise invalid("Only one 'file_search' tool may be given.", f"tools[{req.entries[1][0]}]")
-    if NAME in req.function_names:
-        raise invalid("A function named 'file_search' clashes with the file_search tool.", "tools")
-    index, entry = req.entries[0]
+    index, entry = single
     param = f"tools[{index}]"
     entry = parse_tool(entry, param)
     if req.vector_search is None:

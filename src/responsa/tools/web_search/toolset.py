@@ -171,13 +171,9 @@ class WebSearchToolset:
 
 
 async def build(req: ToolRequest) -> Toolset | None:
-    if not req.entries:
+    if (single := req.single_entry(NAME)) is None:
         return None
-    if len(req.entries) > 1:
-        raise invalid("Only one 'web_search' tool may be given.", f"tools[{req.entries[1][0]}]")
-    if NAME in req.function_names:
-        raise invalid("A function named 'web_search' clashes with the web_search tool.", "tools")
-    index, entry = req.entries[0]
+    index, entry = single
     return WebSearchToolset(parse_tool(entry, f"tools[{index}]"), from_config(req.settings.web_search))
 
 
