@@ -188,7 +188,11 @@ def serve_in_thread(app: Any, *, lifespan: str = "off") -> Iterator[str]:
     """``http://127.0.0.1:PORT`` of ``app`` served by uvicorn on a free port."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan))
+    # The stdlib loop, not uvloop: hundreds of servers start and stop in one
+    # test process, and uvloop 0.23 can segfault while closing handles at a
+    # loop's end (MagicStack/uvloop#706; it killed a full run here). Servers
+    # started as processes (`responsa serve`) still run on uvloop.
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan, loop="asyncio"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
 
