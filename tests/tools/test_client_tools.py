@@ -213,6 +213,27 @@ def test_history_without_the_tool_still_reaches_the_model(http: httpx.Client) ->
     assert "user:" in text_of(second)
 
 
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_a_chat_upstream_sees_the_history_of_a_tool_no_longer_offered(
+        http: httpx.Client, chat_fake_server: tuple[FakeChat, str], case: Case) -> None:
+    """The tool's native items, far back in a long history, reach a Chat
+    Completions upstream as the call and output it understands (each tool
+    type's model view runs whenever its items are in the context)."""
+    first = create(http, {"model": "test/echo", "input": script("test/echo", case.function, case.arguments),
+                          "tools": case.tools})
+    call = the_call(first, case)
+    previous = create(http, {"model": "test/echo", "previous_response_id": first["id"], "tools": case.tools,
+                             "input": [case.output(call)]})["id"]
+    for n in range(20):
+        previous = create(http, {"model": "test/echo", "previous_response_id": previous, "input": f"turn {n}"})["id"]
+    create(http, {"model": "chat/fake-model", "previous_response_id": previous, "input": "and now?"})
+    messages = chat_fake_server[0].last["messages"]
+    calls = [c for m in messages for c in m.get("tool_calls") or []]
+    assert [c["function"]["name"] for c in calls] == [case.function], messages[:4]
+    assert [m["tool_call_id"] for m in messages if m["role"] == "tool"] == [calls[0]["id"]]
+    assert messages[-1] == {"role": "user", "content": "and now?"}
+
+
 @pytest.mark.parametrize(("tools", "param"), [
     ([{"type": "shell", "environment": {"type": "container_auto"}}], "tools[0].environment.type"),
     ([{"type": "shell", "frobnicate": 1}], "tools[0].frobnicate"),

@@ -115,6 +115,8 @@ async def _toolsets(req: CreateResponse, *, history: list[Item], new_items: list
 
 
 def _check_call_ids(history: list[Item], new_items: list[Item]) -> None:
+    if not any(it["type"] == "function_call_output" for it in new_items):
+        return  # the history's calls are only collected when there is an output to match
     seen = {it["call_id"] for it in history if it["type"] == "function_call"}
     for i, it in enumerate(new_items):
         if it["type"] == "function_call":
@@ -122,6 +124,10 @@ def _check_call_ids(history: list[Item], new_items: list[Item]) -> None:
         elif it["type"] == "function_call_output" and it["call_id"] not in seen:
             raise invalid(f"No tool call found for function call output with call_id {it['call_id']!r}.",
                           f"input[{i}].call_id", "tool_call_not_found")
+
+
+def _types(items: list[Item]) -> set[str]:
+    return {it["type"] for it in items}
 
 
 def _needs_vision(items: list[Item]) -> bool:
@@ -221,8 +227,15 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     if conversation_id is not None:
         history = [*history, *await _load_conversation(store, tenant, conversation_id)]
     await resolve_references(store, tenant, new_items, "input")
-    history = _expand(history, compaction_key, tenant, "previous_response_id")
+    # The item types present, gathered in one pass, let every pass below that
+    # only rewrites some types skip a long history without them: at 2,000
+    # items each skipped pass saves 0.1-0.5 ms a request (issue 16).
+    present = _types(history)
+    if "compaction" in present:
+        history = _expand(history, compaction_key, tenant, "previous_response_id")
+        present = _types(history)
     expanded = _expand(new_items, compaction_key, tenant, "input")
+    present |= _types(expanded)
     _check_call_ids(history, expanded)
     triggers = [i for i, it in enumerate(new_items) if it["type"] == "compaction_trigger"]
     if triggers and triggers != [len(new_items) - 1]:
@@ -256,17 +269,21 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
                       "unsupported_parameter")
     if req.reasoning and req.reasoning.get("effort") not in (None, "none") and not caps.reasoning:
         raise invalid(f"Model '{model}' is not a reasoning model.", "reasoning.effort", "unsupported_parameter")
-    context = [it for it in [*history, *expanded] if it["type"] != "compaction_trigger"]
+    context = [*history, *expanded]
+    if "compaction_trigger" in present:
+        context = [it for it in context if it["type"] != "compaction_trigger"]
     compacted = _compaction(req, bool(triggers), context, instructions, tools, candidates[0].model,
                             compaction_key, tenant)
     active = {tt.name for tt, _ in toolsets}
     for tt in TOOL_TYPES:  # items of tool types this request does not bring, as any model reads them
-        if tt.name not in active:
+        if tt.name not in active and tt.views(present):
             context = tt.model_view(context)
+            present = _types(context)
     if files is not None:  # before truncation, which must count a file's text
         context = await file_inputs.inline(context, expanded, files=files, tenant=tenant,
                                            native=caps.native_files, allow_private=registry.settings.mcp_allow_private)
-    if enforce_window:
+    if enforce_window and not truncation.surely_fits(context, instructions=instructions, tools=tools,
+                                                     window=caps.context_window, reserve=req.max_output_tokens or 0):
         context = await limits.offload(heavy or len(context) > 256, truncation.fit, context,
                                        instructions=instructions, tools=tools, model=candidates[0].model,
                                        window=caps.context_window, reserve=req.max_output_tokens or 0,

@@ -187,14 +187,27 @@ class FileInputs:
         return mime, bytes(data)
 
 
+_FILE_PART_TYPES = frozenset({"input_file", "input_image"})
+
+
 def _names_file(part: Any) -> bool:
     return isinstance(part, dict) and (part.get("type") == "input_file" or (
         part.get("type") == "input_image" and bool(part.get("file_id")) and not part.get("image_url")))
 
 
 def _file_parts(items: list[Item]) -> list[tuple[int, int]]:
-    return [(i, j) for i, it in enumerate(items) if it.get("type") == "message" and isinstance(it.get("content"), list)
-            for j, p in enumerate(it["content"]) if _names_file(p)]
+    """``(item, part)`` indexes of the parts that name a file. A plain loop
+    that tests a part's type before calling ``_names_file``: this runs over
+    every part of the history each turn (a comprehension calling it per part
+    cost ~0.5 ms at 2,000 items, issue 16)."""
+    found = []
+    for i, it in enumerate(items):
+        content = it.get("content")
+        if it.get("type") == "message" and isinstance(content, list):
+            for j, p in enumerate(content):
+                if isinstance(p, dict) and p.get("type") in _FILE_PART_TYPES and _names_file(p):
+                    found.append((i, j))
+    return found
 
 
 async def inline(context: list[Item], new_items: list[Item], *, files: FileStore, tenant: str,

@@ -36,13 +36,20 @@ def _cut_points(items: list[Item]) -> list[int]:
     return points
 
 
+def surely_fits(items: list[Item], *, instructions: str | None, tools: list[dict[str, Any]], window: int,
+                reserve: int) -> bool:
+    """Whether ``items`` fit by ``tokens.upper_bound`` alone: no tokenizer,
+    cheap enough to run on the event loop (``fit`` may not be)."""
+    return tokens.upper_bound(items, instructions, tools) <= window - reserve
+
+
 def fit(items: list[Item], *, instructions: str | None, tools: list[dict[str, Any]], model: str,
         window: int, reserve: int, truncation: str | None) -> list[Item]:
     """``items`` unchanged if they fit in ``window - reserve`` tokens, else
     the longest fitting suffix (``auto``) or a 400 (``disabled``)."""
-    limit = window - reserve
-    if tokens.upper_bound(items, instructions, tools) <= limit:
+    if surely_fits(items, instructions=instructions, tools=tools, window=window, reserve=reserve):
         return items
+    limit = window - reserve
     encode = tokens.encoder(model)
     fixed = tokens.fixed_tokens(instructions, tools, encode)
     sizes = [tokens.item_tokens(it, encode) for it in items]

@@ -51,7 +51,7 @@ does not ``executes``), ``input_items`` for the output item, and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -297,11 +297,24 @@ class ToolType:
     item_kinds: tuple[ItemKind, ...] = ()
     input_items: Mapping[str, Normaliser] = field(default_factory=dict)
     model_view: Callable[[list[Item]], list[Item]] = _same
+    view_types: tuple[str, ...] | None = None
+    """The item types ``model_view`` rewrites, when not those of
+    ``item_kinds`` and ``input_items``."""
     build: Callable[[ToolRequest], Awaitable[Toolset | None]] | None = None
     response_fields: Callable[[], dict[str, Any]] | None = None
     """Summary fields the tool type keeps on a Response that uses it, with
     their initial values (set before the first event, so a replay starts
     from the same snapshot as the live stream)."""
+
+    def views(self, present: Set[str]) -> bool:
+        """Whether ``model_view`` can change a context holding items of the
+        ``present`` types. The engine skips it otherwise: each view is a pass
+        over every item, ~0.1-0.3 ms on a 2,000-item history (issue 16)."""
+        if self.model_view is _same:
+            return False
+        types = self.view_types if self.view_types is not None else (
+            *(kind.type for kind in self.item_kinds), *self.input_items)
+        return any(t in present for t in types)
 
     @property
     def events(self) -> frozenset[str]:

@@ -185,7 +185,7 @@ def tool_type(spec: ClientCall) -> ToolType:
 
     return ToolType(name=spec.tool_type, tool_types=(spec.tool_type, *spec.also), parse_tool=spec.parse_tool,
                     item_kinds=(spec.kind,), input_items=spec.input_items,
-                    model_view=lambda items: model_view(specs, items), build=build)
+                    model_view=lambda items: model_view(specs, items), view_types=tuple(specs), build=build)
 
 
 # --- helpers the tool type modules share ----------------------------------------

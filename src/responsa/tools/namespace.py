@@ -118,4 +118,4 @@ async def _build(req: ToolRequest) -> Toolset | None:
 
 
 TOOL_TYPE = ToolType(name="namespace", tool_types=("namespace",), parse_tool=parse_tool, model_view=_flatten,
-                     build=_build)
+                     view_types=("function_call", "custom_tool_call"), build=_build)

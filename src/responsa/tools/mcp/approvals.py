@@ -40,6 +40,8 @@ def needs_approval(policy: Any, name: str, read_only: bool) -> bool:
 def answered_requests(history: list[dict[str, Any]], new_items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The approval responses of this turn, each checked against the request
     it answers (which must exist and not have been answered before)."""
+    if not any(it["type"] == "mcp_approval_response" for it in new_items):
+        return []  # the usual turn: the history, however long, is not read
     requests = {it["id"]: it for it in [*history, *new_items] if it["type"] == "mcp_approval_request"}
     done = {it["approval_request_id"] for it in history if it["type"] == "mcp_approval_response"}
     out = []
