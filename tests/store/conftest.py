@@ -23,10 +23,12 @@ def pg_url() -> str:
     return url
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlite-inline", "postgres"])
 async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A URL onto an empty database of each backend."""
-    if request.param == "sqlite":
+    """A URL onto an empty database of each backend. ``sqlite-inline``: the
+    same database, used by a caller that is alone (``store`` runs its calls
+    inline on the event loop's thread instead of the store's thread)."""
+    if request.param.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
     async with fresh_schema(request.getfixturevalue("pg_url")) as url:
@@ -34,8 +36,9 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
 
 
 @pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    s = open_store(store_url)
+async def store(store_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    inline = request.node.callspec.params.get("store_url") == "sqlite-inline"
+    s = open_store(store_url, alone=(lambda: True) if inline else None)
     await s.open()
     try:
         yield s

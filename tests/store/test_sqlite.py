@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from responsa.protocol.ids import new_id
-from responsa.store import open_store, sql
+from responsa.store import open_store, sql, sqlite_lib
 from responsa.store.base import IdempotencyConflict
 from responsa.store.driver import Conn
 from responsa.store.sqlite import CHECKPOINT_S, SQLiteStore
@@ -190,3 +190,68 @@ async def test_a_batch_runs_in_queue_order(tmp_path: Path) -> None:
         assert [await reopened.get_response(T1, r["id"]) for r in late] == late
     finally:
         await reopened.close()
+
+
+async def test_a_caller_alone_runs_small_calls_inline_and_durably(tmp_path: Path) -> None:
+    """With one turn running (``alone``), a response's writes and reads run
+    on the caller's thread (no hop to the store's thread) and are committed
+    when they return: another connection sees them at once. Bulk calls
+    (files, vector chunks) still go to the store's thread, and so does
+    everything once the caller is no longer alone."""
+    alone = [True]
+    store = open_store(f"sqlite:///{tmp_path / 'i.db'}", alone=lambda: alone[0])
+    assert isinstance(store, SQLiteStore)
+    await store.open()
+    hops: list[bool] = []
+    run = store.driver._run
+
+    def counted(op: Any, transaction: bool) -> Any:
+        hops.append(transaction)
+        return run(op, transaction)
+
+    store.driver._run = counted  # type: ignore[method-assign]
+    try:
+        resp = response(status="completed", output=[message("out", "assistant")])
+        before = store.driver.inlined
+        await store.record_response(T1, resp, {"model": "m"}, [message("in")])
+        assert hops == [] and store.driver.inlined == before + 1
+        other = sqlite_lib.connect(str(tmp_path / "i.db"))
+        try:
+            assert other.execute("SELECT status FROM responses WHERE id = ?", (resp["id"],)).fetchone() == (
+                "completed",)
+        finally:
+            other.close()
+        assert await store.get_response(T1, resp["id"]) == resp
+        assert hops == []
+        await store.create_file(T1, {"id": "file_i", "object": "file", "bytes": 1, "created_at": 1,
+                                     "filename": "a.txt", "purpose": "assistants", "expires_at": None},
+                                "database", [b"x"])
+        assert hops == [True], "a bulk write still goes to the store's thread"
+        alone[0] = False
+        hops.clear()
+        await store.record_response(T1, response(status="completed"), {"model": "m"}, [])
+        assert hops == [True], "not alone: queued for group commit"
+    finally:
+        await store.close()
+
+
+async def test_an_inline_write_never_waits_for_another_writer(tmp_path: Path) -> None:
+    """A caller alone must not stall the event loop on SQLite's lock: while
+    another connection holds the write lock, the write goes to the store's
+    thread (which waits for the lock) and lands once the lock is free."""
+    store = open_store(f"sqlite:///{tmp_path / 'w.db'}", alone=lambda: True)
+    assert isinstance(store, SQLiteStore)
+    await store.open()
+    other = sqlite_lib.connect(str(tmp_path / "w.db"), isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        resp = response(status="completed")
+        write = asyncio.ensure_future(store.record_response(T1, resp, {"model": "m"}, []))
+        await asyncio.sleep(0.05)
+        assert not write.done(), "the write waits for the lock, off the event loop"
+        other.execute("COMMIT")
+        await asyncio.wait_for(write, 10)
+        assert await store.get_response(T1, resp["id"]) == resp
+    finally:
+        other.close()
+        await store.close()

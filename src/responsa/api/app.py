@@ -34,6 +34,7 @@ from responsa.api import (
 )
 from responsa.api.state import AppState
 from responsa.config import Settings, load_settings
+from responsa.engine import loop
 from responsa.engine.compaction import key_from
 from responsa.engine.engine import Engine
 from responsa.fanout import from_url as fanout_from_url
@@ -91,7 +92,7 @@ def create_app(settings: Settings | None = None, *, tune_gc: bool = False) -> St
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = instrument_store(open_store(settings.database_url))
+        store = instrument_store(open_store(settings.database_url, alone=loop.alone))
         await store.open()
         app.state.ops = ops
         await ops.open()

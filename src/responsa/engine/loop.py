@@ -23,6 +23,16 @@ from responsa.tools.functions import check_calls
 
 log = logging.getLogger("responsa.engine")
 
+_running = 0
+"""Turns running in this process now (foreground and background)."""
+
+
+def alone() -> bool:
+    """At most one turn is running here: the store may then do its work on
+    the event loop's thread instead of queueing it for group commit
+    (``store.sqlite.SQLiteDriver``), since there is nothing to group with."""
+    return _running <= 1
+
 
 
 @dataclass(slots=True)
@@ -89,108 +99,113 @@ def _add_usage(usage: dict[str, Any], u: m.Usage) -> None:
 
 @observed_turn
 async def run(turn: Turn) -> AsyncIterator[Event]:
-    b = turn.builder
-    for ev in b.begin(queued=turn.queued):
-        yield ev
-    usage = empty_usage()
-    toolsets = turn.toolsets
-    context = list(turn.request.items)
-    request = turn.request
-    b.single_call = not request.parallel_tool_calls
-    max_calls = turn.response.get("max_tool_calls")
-    calls_made = 0
-    status, reason = "completed", None
+    global _running
+    _running += 1
     try:
-        if turn.compaction is not None:
-            for ev in b.feed(m.HostedItem(turn.compaction)):
-                yield ev
-        if turn.compact_only or not turn.generate:
-            for ev in b.complete("completed", usage, completed_at=int(time.time())):
+        b = turn.builder
+        for ev in b.begin(queued=turn.queued):
+            yield ev
+        usage = empty_usage()
+        toolsets = turn.toolsets
+        context = list(turn.request.items)
+        request = turn.request
+        b.single_call = not request.parallel_tool_calls
+        max_calls = turn.response.get("max_tool_calls")
+        calls_made = 0
+        status, reason = "completed", None
+        try:
+            if turn.compaction is not None:
+                for ev in b.feed(m.HostedItem(turn.compaction)):
+                    yield ev
+            if turn.compact_only or not turn.generate:
+                for ev in b.complete("completed", usage, completed_at=int(time.time())):
+                    yield ev
+                return
+            routes: dict[str, ToolRoute] = {}
+            owners: dict[str, Toolset] = {}
+            definitions: list[dict[str, Any]] = []
+            for ts in toolsets:
+                async for ev in ts.prepare(b, context):
+                    yield ev
+                for name, route in ts.routes().items():
+                    routes[name] = route
+                    owners[route.kind.type] = ts
+                definitions += ts.definitions()
+                annotate = getattr(ts, "annotate", None)
+                if annotate is not None:
+                    b.annotators.append(annotate)
+            b.routes = routes
+            if definitions:
+                request = replace(request, tools=[*request.tools, *definitions])
+            step = 0
+            while True:
+                finish: m.Finish | None = None
+                b.new_step()
+                # A forced tool_choice applies to the first step only: after the
+                # server ran the forced tool, the model must be free to answer.
+                step_request = replace(request, items=context,
+                                       tool_choice=request.tool_choice if step == 0 else "auto")
+                first_new = len(b.output)
+                async for mev in _model_step(turn, step_request):
+                    if isinstance(mev, m.Usage):
+                        _add_usage(usage, mev)
+                    elif isinstance(mev, m.Finish):
+                        finish = mev
+                    else:
+                        for ev in b.feed(mev):
+                            yield ev
+                if finish is None:
+                    raise UpstreamError("The upstream stream ended without finishing the response.")
+                cut = finish.reason in ("length", "content_filter")
+                for ev in b.close_open("incomplete" if cut else "completed"):
+                    yield ev
+                if cut:
+                    status = "incomplete"
+                    reason = "max_output_tokens" if finish.reason == "length" else "content_filter"
+                    break
+                calls = b.step_calls
+                check_calls(request, [item for _, item in calls], forced=step == 0)
+                step += 1
+                server_calls = b.take_server_calls()
+                if not server_calls:
+                    break
+                allowed = len(server_calls) if max_calls is None else max(0, max_calls - calls_made)
+                calls_made += min(allowed, len(server_calls))
+                run_now = server_calls[:allowed]
+                for ts in toolsets:
+                    mine = [c for c in run_now if owners.get(c[1]["type"]) is ts]
+                    if mine:
+                        async for ev in ts.execute(mine, b):
+                            yield ev
+                for index, item in server_calls[allowed:]:
+                    item["status"] = "incomplete"
+                    for ev in b.finish_item(index, item):
+                        yield ev
+                if len(server_calls) > allowed:
+                    status, reason = "incomplete", "max_tool_calls"
+                    break
+                if any(not kind.executes for kind, _ in calls):
+                    break  # a call the client answers ends the turn
+                if turn.max_turns is not None and step >= turn.max_turns:
+                    status, reason = "incomplete", "max_turns"
+                    break
+                new_items = b.output[first_new:]
+                for ts in toolsets:
+                    new_items = ts.model_view(new_items)
+                context.extend(new_items)
+        except ResponsaError as exc:
+            for ev in b.fail(exc, usage):
                 yield ev
             return
-        routes: dict[str, ToolRoute] = {}
-        owners: dict[str, Toolset] = {}
-        definitions: list[dict[str, Any]] = []
-        for ts in toolsets:
-            async for ev in ts.prepare(b, context):
+        except Exception:
+            log.exception("response %s failed", turn.response["id"])
+            for ev in b.fail(ServerError(), usage):
                 yield ev
-            for name, route in ts.routes().items():
-                routes[name] = route
-                owners[route.kind.type] = ts
-            definitions += ts.definitions()
-            annotate = getattr(ts, "annotate", None)
-            if annotate is not None:
-                b.annotators.append(annotate)
-        b.routes = routes
-        if definitions:
-            request = replace(request, tools=[*request.tools, *definitions])
-        step = 0
-        while True:
-            finish: m.Finish | None = None
-            b.new_step()
-            # A forced tool_choice applies to the first step only: after the
-            # server ran the forced tool, the model must be free to answer.
-            step_request = replace(request, items=context,
-                                   tool_choice=request.tool_choice if step == 0 else "auto")
-            first_new = len(b.output)
-            async for mev in _model_step(turn, step_request):
-                if isinstance(mev, m.Usage):
-                    _add_usage(usage, mev)
-                elif isinstance(mev, m.Finish):
-                    finish = mev
-                else:
-                    for ev in b.feed(mev):
-                        yield ev
-            if finish is None:
-                raise UpstreamError("The upstream stream ended without finishing the response.")
-            cut = finish.reason in ("length", "content_filter")
-            for ev in b.close_open("incomplete" if cut else "completed"):
-                yield ev
-            if cut:
-                status = "incomplete"
-                reason = "max_output_tokens" if finish.reason == "length" else "content_filter"
-                break
-            calls = b.step_calls
-            check_calls(request, [item for _, item in calls], forced=step == 0)
-            step += 1
-            server_calls = b.take_server_calls()
-            if not server_calls:
-                break
-            allowed = len(server_calls) if max_calls is None else max(0, max_calls - calls_made)
-            calls_made += min(allowed, len(server_calls))
-            run_now = server_calls[:allowed]
+            return
+        finally:
             for ts in toolsets:
-                mine = [c for c in run_now if owners.get(c[1]["type"]) is ts]
-                if mine:
-                    async for ev in ts.execute(mine, b):
-                        yield ev
-            for index, item in server_calls[allowed:]:
-                item["status"] = "incomplete"
-                for ev in b.finish_item(index, item):
-                    yield ev
-            if len(server_calls) > allowed:
-                status, reason = "incomplete", "max_tool_calls"
-                break
-            if any(not kind.executes for kind, _ in calls):
-                break  # a call the client answers ends the turn
-            if turn.max_turns is not None and step >= turn.max_turns:
-                status, reason = "incomplete", "max_turns"
-                break
-            new_items = b.output[first_new:]
-            for ts in toolsets:
-                new_items = ts.model_view(new_items)
-            context.extend(new_items)
-    except ResponsaError as exc:
-        for ev in b.fail(exc, usage):
+                await ts.aclose()
+        for ev in b.complete(status, usage, reason=reason, completed_at=int(time.time())):
             yield ev
-        return
-    except Exception:
-        log.exception("response %s failed", turn.response["id"])
-        for ev in b.fail(ServerError(), usage):
-            yield ev
-        return
     finally:
-        for ts in toolsets:
-            await ts.aclose()
-    for ev in b.complete(status, usage, reason=reason, completed_at=int(time.time())):
-        yield ev
+        _running -= 1

@@ -85,14 +85,18 @@ class Driver(Protocol):
 
     async def close(self) -> None: ...
 
-    async def read(self, op: Op[T]) -> T:
-        """``op`` on one connection, each statement seeing the latest commits."""
+    async def read(self, op: Op[T], *, small: bool = False) -> T:
+        """``op`` on one connection, each statement seeing the latest commits.
+        ``small``: a few rows on a request's path, which SQLite may run
+        inline on the caller's thread (``SQLiteDriver``); never a bulk
+        operation (file contents, vector chunks) that would stall the event loop."""
         ...
 
-    async def write(self, op: Op[T]) -> T:
+    async def write(self, op: Op[T], *, small: bool = False) -> T:
         """``op`` as one transaction, committed (durably, as the driver's
         docstring says) before this returns; rolled back if it raises.
-        A unique-constraint violation surfaces as ``DuplicateKey``."""
+        A unique-constraint violation surfaces as ``DuplicateKey``.
+        ``small`` as for ``read``."""
         ...
 
     async def write_statement(self, query: str, *params: Any) -> int:

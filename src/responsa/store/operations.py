@@ -104,7 +104,7 @@ class SQLStore:
                 await db.execute(sql.SET_LEASE, *lease, tenant, rid)
 
         try:
-            await self.driver.write(txn)
+            await self.driver.write(txn, small=True)
         except DuplicateKey:
             if idempotency_key is None:
                 raise
@@ -126,7 +126,7 @@ class SQLStore:
             await db.execute(sql.INSERT_RESPONSE, *sql.response_row(tenant, response, request, None))
             await _store_output(db, tenant, response, conversation_items, None, input_items)
 
-        await self.driver.write(txn)
+        await self.driver.write(txn, small=True)
 
     async def finish_response(self, tenant: str, response: dict[str, Any],
                               conversation_items: list[Item] | None = None, *, owner: str | None = None,
@@ -145,11 +145,11 @@ class SQLStore:
             await _store_output(db, tenant, response, conversation_items, events)
             return True
 
-        return await self.driver.write(txn)
+        return await self.driver.write(txn, small=True)
 
     async def get_response(self, tenant: str, response_id: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = _json_or_none(
-            await self.driver.read(lambda db: db.fetchval(sql.GET_RESPONSE, tenant, response_id)))
+            await self.driver.read(lambda db: db.fetchval(sql.GET_RESPONSE, tenant, response_id), small=True))
         return result
 
     async def get_request(self, tenant: str, response_id: str) -> dict[str, Any] | None:
@@ -171,14 +171,14 @@ class SQLStore:
                 return None
             return rows
 
-        rows = await self.driver.read(read)
+        rows = await self.driver.read(read, small=True)
         return None if rows is None else [orjson.loads(r[0]) for r in rows]
 
     async def get_items(self, tenant: str, item_ids: list[str]) -> dict[str, Item]:
         if not item_ids:
             return {}
         query = sql.ITEMS_BY_ID.format(marks=", ".join("?" * len(item_ids)))
-        rows = await self.driver.read(lambda db: db.fetch(query, tenant, *item_ids))
+        rows = await self.driver.read(lambda db: db.fetch(query, tenant, *item_ids), small=True)
         return {r[0]: orjson.loads(r[1]) for r in rows}
 
     async def list_input_items(self, tenant: str, response_id: str, *, after: str | None,
@@ -273,14 +273,16 @@ class SQLStore:
         return await self.driver.write(txn)
 
     async def load_conversation(self, tenant: str, conversation_id: str) -> list[Item] | None:
-        rows = await self.driver.read(lambda db: db.fetch(sql.CONVERSATION_CONTEXT, tenant, conversation_id))
+        rows = await self.driver.read(lambda db: db.fetch(sql.CONVERSATION_CONTEXT, tenant, conversation_id),
+                                      small=True)
         if not rows:
             return None
         return [orjson.loads(r[0]) for r in rows if r[0] is not None]
 
     async def append_conversation_items(self, tenant: str, conversation_id: str, items: list[Item], *,
                                         response_id: str | None = None) -> bool:
-        return await self.driver.write(lambda db: _append(db, tenant, conversation_id, items, response_id))
+        return await self.driver.write(lambda db: _append(db, tenant, conversation_id, items, response_id),
+                                       small=True)
 
     async def list_conversation_items(self, tenant: str, conversation_id: str, *, after: str | None, limit: int,
                                       order: Literal["asc", "desc"]) -> Page | None:
@@ -344,7 +346,8 @@ class SQLStore:
 
     async def get_prompt(self, tenant: str, prompt_id: str, version: int | None = None) -> dict[str, Any] | None:
         result: dict[str, Any] | None = _json_or_none(
-            await self.driver.read(lambda db: db.fetchval(sql.GET_PROMPT_VERSION, tenant, prompt_id, version)))
+            await self.driver.read(lambda db: db.fetchval(sql.GET_PROMPT_VERSION, tenant, prompt_id, version),
+                                   small=True))
         return result
 
     async def prompt_owner(self, tenant: str, prompt_id: str) -> str | None:

@@ -101,14 +101,14 @@ class PostgresDriver:
             await self._pool.close()
             self._pool = None
 
-    async def read(self, op: Op[T]) -> T:
+    async def read(self, op: Op[T], *, small: bool = False) -> T:
         try:
             async with self.pool.acquire() as conn:
                 return await op(_Conn(conn))
         except asyncpg.CharacterNotInRepertoireError:
             raise UnstorableText from None
 
-    async def write(self, op: Op[T]) -> T:
+    async def write(self, op: Op[T], *, small: bool = False) -> T:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 return await op(_Conn(conn))
