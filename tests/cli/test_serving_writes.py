@@ -89,8 +89,8 @@ def slow_body_server() -> Iterator[tuple[str, threading.Event]]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     settings = load_settings(None)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
-                                           http=serving.protocol_class(settings)))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", loop="asyncio",
+                                           http=serving.protocol_class(settings)))  # stdlib loop: see serve_in_thread
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     wait_until(lambda: server.started, 30, what="the test server to start")
