@@ -12,6 +12,8 @@ import httpx
 import orjson
 import pytest
 
+from responsa.api.app import create_app
+from responsa.config import ProviderConfig, load_settings
 from responsa.providers.base import (
     Capabilities,
     Finish,
@@ -27,7 +29,7 @@ from responsa.providers.base import (
     Usage,
 )
 from tests.fakes.openai_chat import MODELS, FakeChat
-from tests.helpers import free_port, wait_healthy
+from tests.helpers import free_port, serve_in_thread, wait_healthy
 from tests.providers.support import collect, text_of, user_request
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "openai_chat.py"
@@ -281,3 +283,32 @@ async def test_fake_runs_standalone_for_benchmarks(make_provider: Callable[..., 
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def test_a_model_without_vision_refuses_an_image_however_far_back(chat_fake_server: tuple[FakeChat, str],
+                                                                  tmp_path: Path) -> None:
+    """An image in this turn or deep in the ``previous_response_id`` history
+    is a 400 for a model configured without vision; a history of text is not."""
+    settings = load_settings(None, database_url=f"sqlite:///{tmp_path}/r.db", default_model="seeing/fake-model")
+    for name, vision in (("seeing", True), ("blind", False)):
+        settings.providers[name] = ProviderConfig(name=name, kind="chat-completions", base_url=chat_fake_server[1],
+                                                  api_key_env="PATH", options={"max_retries": 0,
+                                                                               "capabilities": {"vision": vision}})
+    image = {"role": "user", "content": [{"type": "input_text", "text": "what is this?"},
+                                         {"type": "input_image", "image_url": "https://example.com/a.png"}]}
+    with serve_in_thread(create_app(settings), lifespan="on") as url, \
+            httpx.Client(base_url=url, headers={"authorization": "Bearer k"}, timeout=60) as http:
+        def turn(model: str, previous: str | None, item: Any) -> httpx.Response:
+            body = {"model": model, "input": [item], **({"previous_response_id": previous} if previous else {})}
+            return http.post("/v1/responses", json=body)
+
+        text = turn("seeing/fake-model", None, {"role": "user", "content": "hello"}).json()["id"]
+        pictured = turn("seeing/fake-model", text, image).json()["id"]
+        later = pictured
+        for n in range(5):
+            later = turn("seeing/fake-model", later, {"role": "user", "content": f"turn {n}"}).json()["id"]
+        assert turn("blind/fake-model", text, {"role": "user", "content": "more"}).status_code == 200
+        for previous, item in ((None, image), (later, {"role": "user", "content": "more"})):
+            r = turn("blind/fake-model", previous, item)
+            assert r.status_code == 400, r.text
+            assert "does not accept image input" in r.json()["error"]["message"]

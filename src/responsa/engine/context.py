@@ -126,10 +126,6 @@ def _check_call_ids(history: list[Item], new_items: list[Item]) -> None:
                           f"input[{i}].call_id", "tool_call_not_found")
 
 
-def _types(items: list[Item]) -> set[str]:
-    return {it["type"] for it in items}
-
-
 def _needs_vision(items: list[Item]) -> bool:
     return any(isinstance(p, dict) and p.get("type") == "input_image"
                for it in items if it["type"] == "message" for p in it["content"])
@@ -227,15 +223,14 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     if conversation_id is not None:
         history = [*history, *await _load_conversation(store, tenant, conversation_id)]
     await resolve_references(store, tenant, new_items, "input")
-    # The item types present, gathered in one pass, let every pass below that
-    # only rewrites some types skip a long history without them: at 2,000
-    # items each skipped pass saves 0.1-0.5 ms a request (issue 16).
-    present = _types(history)
-    if "compaction" in present:
+    # What the context holds, in one pass (tokens.Survey): every pass below
+    # that only rewrites some kinds of item skips a long history without them.
+    seen = tokens.survey(history)
+    if "compaction" in seen.types:
         history = _expand(history, compaction_key, tenant, "previous_response_id")
-        present = _types(history)
+        seen = tokens.survey(history)
     expanded = _expand(new_items, compaction_key, tenant, "input")
-    present |= _types(expanded)
+    seen.add(tokens.survey(expanded))
     _check_call_ids(history, expanded)
     triggers = [i for i, it in enumerate(new_items) if it["type"] == "compaction_trigger"]
     if triggers and triggers != [len(new_items) - 1]:
@@ -270,25 +265,28 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     if req.reasoning and req.reasoning.get("effort") not in (None, "none") and not caps.reasoning:
         raise invalid(f"Model '{model}' is not a reasoning model.", "reasoning.effort", "unsupported_parameter")
     context = [*history, *expanded]
-    if "compaction_trigger" in present:
+    if "compaction_trigger" in seen.types:  # (seen.bound stays a bound without them)
         context = [it for it in context if it["type"] != "compaction_trigger"]
     compacted = _compaction(req, bool(triggers), context, instructions, tools, candidates[0].model,
                             compaction_key, tenant)
     active = {tt.name for tt, _ in toolsets}
     for tt in TOOL_TYPES:  # items of tool types this request does not bring, as any model reads them
-        if tt.name not in active and tt.views(present):
+        if tt.name not in active and tt.views(seen.types):
             context = tt.model_view(context)
-            present = _types(context)
-    if files is not None:  # before truncation, which must count a file's text
-        context = await file_inputs.inline(context, expanded, files=files, tenant=tenant,
-                                           native=caps.native_files, allow_private=registry.settings.mcp_allow_private)
+            seen = tokens.survey(context)
+    if files is not None and not file_inputs.PART_TYPES.isdisjoint(seen.parts):  # before truncation counts
+        inlined = await file_inputs.inline(context, expanded, files=files, tenant=tenant, native=caps.native_files,
+                                           allow_private=registry.settings.mcp_allow_private)
+        if inlined is not context:
+            context, seen = inlined, tokens.survey(inlined)
     if enforce_window and not truncation.surely_fits(context, instructions=instructions, tools=tools,
-                                                     window=caps.context_window, reserve=req.max_output_tokens or 0):
+                                                     window=caps.context_window, reserve=req.max_output_tokens or 0,
+                                                     surveyed=seen):
         context = await limits.offload(heavy or len(context) > 256, truncation.fit, context,
                                        instructions=instructions, tools=tools, model=candidates[0].model,
                                        window=caps.context_window, reserve=req.max_output_tokens or 0,
                                        truncation=req.truncation)
-    if not caps.vision and _needs_vision(context):
+    if not caps.vision and "input_image" in seen.parts and _needs_vision(context):
         raise invalid(f"Model '{model}' does not accept image input.", "input", "unsupported_parameter")
 
     params = req.model_dump(exclude_unset=True, exclude={"input", "instructions", "model", "tools",

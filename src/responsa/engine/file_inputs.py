@@ -187,7 +187,8 @@ class FileInputs:
         return mime, bytes(data)
 
 
-_FILE_PART_TYPES = frozenset({"input_file", "input_image"})
+PART_TYPES = frozenset({"input_file", "input_image"})
+"""The content part types that can name a file (``inline`` has nothing to do without one)."""
 
 
 def _names_file(part: Any) -> bool:
@@ -205,7 +206,7 @@ def _file_parts(items: list[Item]) -> list[tuple[int, int]]:
         content = it.get("content")
         if it.get("type") == "message" and isinstance(content, list):
             for j, p in enumerate(content):
-                if isinstance(p, dict) and p.get("type") in _FILE_PART_TYPES and _names_file(p):
+                if isinstance(p, dict) and p.get("type") in PART_TYPES and _names_file(p):
                     found.append((i, j))
     return found
 

@@ -37,10 +37,10 @@ def _cut_points(items: list[Item]) -> list[int]:
 
 
 def surely_fits(items: list[Item], *, instructions: str | None, tools: list[dict[str, Any]], window: int,
-                reserve: int) -> bool:
+                reserve: int, surveyed: tokens.Survey | None = None) -> bool:
     """Whether ``items`` fit by ``tokens.upper_bound`` alone: no tokenizer,
     cheap enough to run on the event loop (``fit`` may not be)."""
-    return tokens.upper_bound(items, instructions, tools) <= window - reserve
+    return tokens.upper_bound(items, instructions, tools, surveyed=surveyed) <= window - reserve
 
 
 def fit(items: list[Item], *, instructions: str | None, tools: list[dict[str, Any]], model: str,
