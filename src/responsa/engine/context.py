@@ -32,6 +32,9 @@ from responsa.tools.choices import as_function_choice
 from responsa.tools.functions import check_schema
 from responsa.tools.registry import BY_TOOL_TYPE, INPUT_ITEMS, ITEM_KINDS, TOOL_TYPES, supported_tool_types
 
+_NOT_PARAMS = frozenset({"input", "instructions", "model", "tools", "tool_choice", "credentials"})
+"""Request fields the Response does not echo as they were sent (``new_response`` params)."""
+
 
 @dataclass(slots=True)
 class Prepared:
@@ -239,7 +242,8 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
                                settings=registry.settings, tenant=tenant, vector_search=vector_search)
 
     caps = candidates[0].provider.capabilities(candidates[0].model)
-    if (needed := needs_native(req.model_dump(exclude_unset=True))) and not caps.responses_native:
+    dumped = req.model_dump(exclude_unset=True)  # read-only below (the stored request is its own copy)
+    if (needed := needs_native(dumped)) and not caps.responses_native:
         raise invalid(f"'{needed}' needs an upstream that speaks the Responses API natively (an "
                       f"'openai-responses' provider); model '{model}' cannot honour it.", needed,
                       "unsupported_parameter")
@@ -289,8 +293,7 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
     if not caps.vision and "input_image" in seen.parts and _needs_vision(context):
         raise invalid(f"Model '{model}' does not accept image input.", "input", "unsupported_parameter")
 
-    params = req.model_dump(exclude_unset=True, exclude={"input", "instructions", "model", "tools",
-                                                         "tool_choice", "credentials"})
+    params = {k: v for k, v in dumped.items() if k not in _NOT_PARAMS}
     temperature, max_output_tokens = req.temperature, req.max_output_tokens
     first = candidates[0]
     # Echo what the model really uses, not the API default. (An attribute test,
@@ -316,7 +319,7 @@ async def prepare(req: CreateResponse, *, tenant: str, store: Store, registry: R
         temperature=temperature, top_p=req.top_p, presence_penalty=req.presence_penalty,
         frequency_penalty=req.frequency_penalty, max_output_tokens=max_output_tokens,
         top_logprobs=req.top_logprobs, reasoning=req.reasoning, include=req.include or [],
-        user=req.safety_identifier or req.user, native=native(req.model_dump(exclude_unset=True)))
+        user=req.safety_identifier or req.user, native=native(dumped))
     obfuscate = bool(req.stream) and (req.stream_options or {}).get("include_obfuscation") is True
     for tt, _ in toolsets:
         if tt.response_fields is not None:

@@ -73,7 +73,9 @@ async def _model_step(turn: Turn, req: m.ModelRequest) -> AsyncIterator[m.ModelE
     retryable failure, but only while nothing has been emitted yet."""
     last: ResponsaError | None = None
     for cand in turn.candidates:
-        step = replace(req, model=cand.model, extra={**req.extra, **cand.settings})
+        # The request as prepared already names the first candidate's model.
+        step = req if cand.model == req.model and not cand.settings else replace(
+            req, model=cand.model, extra={**req.extra, **cand.settings})
         started = False
         try:
             async for ev in cand.provider.stream(step):
@@ -143,8 +145,9 @@ async def run(turn: Turn) -> AsyncIterator[Event]:
                 b.new_step()
                 # A forced tool_choice applies to the first step only: after the
                 # server ran the forced tool, the model must be free to answer.
-                step_request = replace(request, items=context,
-                                       tool_choice=request.tool_choice if step == 0 else "auto")
+                # (The first step of a turn without toolsets sends the request as prepared.)
+                step_request = request if step == 0 and not toolsets else replace(
+                    request, items=context, tool_choice=request.tool_choice if step == 0 else "auto")
                 first_new = len(b.output)
                 async for mev in _model_step(turn, step_request):
                     if isinstance(mev, m.Usage):

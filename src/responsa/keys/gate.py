@@ -79,6 +79,18 @@ _MESSAGES = {
 }
 
 
+_day: tuple[int, str] = (-1, "")
+
+
+def _today() -> str:
+    """The UTC date, as usage rows key it (computed once a day, not per request)."""
+    global _day
+    number = int(time.time() // 86400)
+    if number != _day[0]:
+        _day = (number, datetime.datetime.fromtimestamp(number * 86400, datetime.UTC).date().isoformat())
+    return _day[1]
+
+
 class UsageBuffer:
     def __init__(self, db: OpsDB) -> None:
         self._db = db
@@ -86,7 +98,7 @@ class UsageBuffer:
         self._lock = asyncio.Lock()
 
     def add(self, tenant: str, key_id: str | None, model: str, input_tokens: int, output_tokens: int) -> None:
-        day = datetime.datetime.now(datetime.UTC).date().isoformat()
+        day = _today()
         row = self._rows.get((tenant, model, day))
         if row is None:
             row = self._rows[(tenant, model, day)] = [key_id, 0, 0, 0]
