@@ -79,6 +79,18 @@ class Settings:
     model's); any ``provider/model`` with an embeddings endpoint."""
     vector_store_concurrency: int = 2
     """Files one replica ingests at once (chunking and embedding are CPU work)."""
+    vector_store_rrf_k: int = 5
+    """Hybrid search's default fusion, weighted reciprocal rank fusion
+    (``vectorstores/ranking.py``): its ``k`` (at least 1; a smaller ``k``
+    makes the first ranks count more)."""
+    vector_store_embedding_weight: float = 4.0
+    """The vector leg's default weight in that fusion (a search's
+    ``ranking_options.hybrid_search`` overrides both weights)."""
+    vector_store_text_weight: float = 1.0
+    """The keyword leg's default weight. These three defaults were picked on
+    the dev split of ``benchmarks/retrieval.py --tune`` on both databases
+    (the README gives the test split's numbers): with the former k = 60 and
+    1 : 1, hybrid ranked worse than vectors alone there."""
     header_timeout_s: float = 10.0
     """A request's line and headers must arrive within this long (slow-client
     defence, ``responsa.serving``); 408 and close otherwise."""

@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
+from responsa.config import ConfigError, load_settings
 from responsa.protocol.errors import ResponsaError
 from responsa.tokenizer import encoding
 from responsa.vectorstores.chunking import chunk, parse_strategy, static
 from responsa.vectorstores.embedding import embed_chunks, pieces
 from responsa.vectorstores.filters import check_attributes, check_filter, keeps
-from responsa.vectorstores.ranking import Ranking, fuse, parse_ranking
+from responsa.vectorstores.ranking import Fusion, Ranking, fuse, parse_ranking
 from tests.vectorstores.doubles import BagOfWords
 
 ENC = encoding("cl100k_base")
@@ -109,22 +110,36 @@ def test_attributes_follow_openais_limits() -> None:
 
 
 def test_fusion_rewards_agreement_and_normalises_to_one() -> None:
-    fused = fuse([(1.0, [1, 2, 3]), (1.0, [2, 4])])
+    fused = fuse([(1.0, [1, 2, 3]), (1.0, [2, 4])], 60)
     assert fused[0] == (2, pytest.approx((1 / 62 + 1 / 61) / (2 / 61)))
     assert [cid for cid, _ in fused] == [2, 1, 4, 3]
-    assert fuse([(1.0, [7]), (1.0, [7])]) == [(7, 1.0)]
-    assert fuse([(0.0, [1]), (1.0, [2])]) == [(2, 1.0)]  # a weight of 0 drops the leg
+    assert fuse([(1.0, [7]), (1.0, [7])], 60) == [(7, 1.0)]
+    assert fuse([(0.0, [1]), (1.0, [2])], 60) == [(2, 1.0)]  # a weight of 0 drops the leg
+    # A heavier leg's first rank beats the other leg's; a small k makes the first ranks count more.
+    assert [cid for cid, _ in fuse([(4.0, [1, 2]), (1.0, [2, 1])], 5)] == [1, 2]
 
 
 def test_ranking_options() -> None:
-    assert parse_ranking(None) == Ranking()
+    assert parse_ranking(None) == Ranking(4.0, 1.0)  # the server's default fusion
+    assert parse_ranking(None, fusion=Fusion(10, 1.0, 2.0)) == Ranking(1.0, 2.0)
     assert parse_ranking({"hybrid_search": {"embedding_weight": 2, "text_weight": 0.5}}) == Ranking(2.0, 0.5)
-    assert parse_ranking(None, "vector") == Ranking(1.0, 0.0)
+    assert parse_ranking({"score_threshold": 0.5}) == Ranking(4.0, 1.0, 0.5)
+    assert parse_ranking(None, "vector") == Ranking(4.0, 0.0)
     assert parse_ranking(None, "keyword") == Ranking(0.0, 1.0)
     assert parse_ranking({"ranker": "none", "score_threshold": 0.25}).score_threshold == 0.25
     with pytest.raises(ResponsaError) as err:
         parse_ranking({"hybrid_search": {"embedding_weight": 1}})
     assert err.value.param == "ranking_options.hybrid_search.text_weight"
+
+
+def test_the_default_fusion_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESPONSA_VECTOR_STORE_RRF_K", "20")
+    monkeypatch.setenv("RESPONSA_VECTOR_STORE_TEXT_WEIGHT", "0.5")
+    s = load_settings(None)
+    assert (s.vector_store_rrf_k, s.vector_store_embedding_weight, s.vector_store_text_weight) == (20, 4.0, 0.5)
+    for bad in ((0, 1.0, 1.0), (5, -1.0, 1.0), (5, 0.0, 0.0)):
+        with pytest.raises(ConfigError):
+            Fusion(*bad)
 
 
 class Windowed(BagOfWords):

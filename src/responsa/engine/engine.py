@@ -41,6 +41,7 @@ from responsa.providers.registry import Registry
 from responsa.store.base import Store
 from responsa.tools.registry import ITEM_KINDS, TOOL_TYPES
 from responsa.vectorstores import VectorStores
+from responsa.vectorstores.ranking import Fusion
 
 IDEMPOTENCY_WAIT_S = 30.0
 
@@ -83,7 +84,9 @@ class Engine:
         self.vector_stores = VectorStores(
             store, embedder_for=lambda model: embedder(registry, model), files=self.files,
             embedding_model=settings.vector_store_embedding_model, lease_s=settings.background_lease_s,
-            concurrency=settings.vector_store_concurrency)
+            concurrency=settings.vector_store_concurrency,
+            fusion=Fusion(settings.vector_store_rrf_k, settings.vector_store_embedding_weight,
+                          settings.vector_store_text_weight))
         """Vector stores (``responsa.vectorstores``): the API's and the ``file_search`` tool's."""
 
     async def start(self) -> None:

@@ -79,7 +79,7 @@ async def run(vs: VectorStores, tenant: str, vector_store_ids: Sequence[str], qu
     queries = check_queries(query)
     limit = check_max_results(max_num_results)
     tree = None if filters is None else check_filter(filters)
-    ranking = parse_ranking(ranking_options, mode)
+    ranking = parse_ranking(ranking_options, mode, fusion=vs.fusion)
     now = int(time.time())
     stores = {row.id: row for row in await vs.db.get_stores(tenant, ids)}
     for vid in ids:

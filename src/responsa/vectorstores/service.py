@@ -27,7 +27,7 @@ from responsa.vectorstores.chunking import chunk, parse_strategy
 from responsa.vectorstores.embedding import embed_chunks
 from responsa.vectorstores.filters import check_attributes
 from responsa.vectorstores.ingest import Ingestor, Job
-from responsa.vectorstores.ranking import RRF_K, SearchMode
+from responsa.vectorstores.ranking import DEFAULT_FUSION, Fusion, SearchMode
 
 MAX_BATCH_FILES = 500
 MAX_FILES_PER_STORE = 10_000
@@ -44,13 +44,15 @@ def _missing_file(vector_store_id: str, file_id: str) -> APIError:
 
 class VectorStores:
     def __init__(self, store: Store, *, embedder_for: EmbedderFor, files: Files | None, embedding_model: str,
-                 lease_s: float = 30.0, concurrency: int = 2) -> None:
+                 lease_s: float = 30.0, concurrency: int = 2, fusion: Fusion = DEFAULT_FUSION) -> None:
         self.db = VectorStoreDB(store.driver)  # type: ignore[attr-defined]  # SQLStore's (every store is one)
         self.embedder_for = embedder_for
         self.embedder_override: Embedder | None = None
         """Used for every store when set (benchmarks: an embedder with an on-disk cache)."""
         self.files = files
         self.embedding_model = embedding_model
+        self.fusion = fusion
+        """Hybrid search's default fusion (settings ``vector_store_rrf_k`` and the weights)."""
         self.ingestor = Ingestor(self.db, self._ingest, lease_s=lease_s, concurrency=concurrency)
         self.supervisor = self.ingestor.supervisor
 
@@ -297,7 +299,9 @@ class VectorStores:
 
     async def search(self, tenant: str, vector_store_ids: Sequence[str], query: str | Sequence[str], *,
                      max_num_results: int = 10, filters: Any = None, ranking_options: Any = None,
-                     mode: SearchMode = "hybrid", rrf_k: int = RRF_K) -> list[search.Hit]:
-        """Ranked chunks of the tenant's stores (see ``search.run``)."""
+                     mode: SearchMode = "hybrid", rrf_k: int | None = None) -> list[search.Hit]:
+        """Ranked chunks of the tenant's stores (see ``search.run``); ``rrf_k``
+        overrides the server's (benchmarks tune it)."""
         return await search.run(self, tenant, vector_store_ids, query, max_num_results=max_num_results,
-                                filters=filters, ranking_options=ranking_options, mode=mode, rrf_k=rrf_k)
+                                filters=filters, ranking_options=ranking_options, mode=mode,
+                                rrf_k=self.fusion.rrf_k if rrf_k is None else rrf_k)
