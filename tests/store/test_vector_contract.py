@@ -147,6 +147,34 @@ async def test_deleting_a_file_removes_its_chunks_from_both_legs(vs: VectorStore
     assert err.value.status == 404
 
 
+async def test_the_sweeper_deletes_expired_stores_with_their_chunks_and_files(vs: VectorStores) -> None:
+    """A store past ``expires_at`` is deleted by the ingestion sweeper (what
+    every replica runs every ``lease_s / 2``), here swept as of two days on."""
+    day_one = await filled(vs)
+    await vs.update(T1, day_one, {"expires_after": {"anchor": "last_active_at", "days": 1}})
+    week = (await vs.create(T1, {"expires_after": {"anchor": "last_active_at", "days": 7}}))["id"]
+    forever = await filled(vs, T2)
+    await vs.search(T1, [day_one], "rockets")  # a search keeps a store alive: expires_at moves with it
+    expires = (await vs.retrieve(T1, day_one))["expires_at"]
+    await vs.ingestor.sweep(now=expires - 1)
+    assert (await vs.retrieve(T1, day_one))["status"] == "completed"
+    await vs.ingestor.sweep(now=expires + 86_400)
+    with pytest.raises(ResponsaError) as err:
+        await vs.retrieve(T1, day_one)
+    assert err.value.status == 404
+    with pytest.raises(ResponsaError) as err:
+        await vs.search(T1, [day_one], "rockets")
+    assert err.value.status == 404
+
+    async def left(table: str) -> int:
+        return int(await vs.db.driver.read(lambda db: db.fetchval(
+            f"SELECT COUNT(*) FROM {table} WHERE vector_store_id = ?", day_one)))
+
+    assert await left("vector_store_files") == 0 and await left("vector_store_chunks") == 0
+    assert (await vs.retrieve(T1, week))["status"] == "completed"  # not yet expired
+    assert (await vs.search(T2, [forever], "rockets"))[0].file_id == "file-rockets"  # never expires
+
+
 async def test_file_content_is_its_chunks_in_order(vs: VectorStores) -> None:
     vid = await vs.create(T1, {})
     long_text = " ".join(f"word{i}" for i in range(1000))

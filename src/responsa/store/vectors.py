@@ -262,11 +262,11 @@ class VectorStoreDB:
     # -- vector stores --------------------------------------------------------
 
     async def create_store(self, tenant: str, vector_store_id: str, created_at: int, body: dict[str, Any],
-                           embedding_model: str, dimensions: int) -> None:
+                           embedding_model: str, dimensions: int, expires_at: int | None) -> None:
         async def txn(db: Conn) -> None:
             await db.execute("INSERT INTO vector_stores (tenant, id, created_at, body, embedding_model, dimensions, "
-                             "last_active_at) VALUES (?, ?, ?, ?, ?, ?, ?)", tenant, vector_store_id, created_at,
-                             _dumps(body), embedding_model, dimensions, created_at)
+                             "last_active_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tenant, vector_store_id,
+                             created_at, _dumps(body), embedding_model, dimensions, created_at, expires_at)
             if db.dialect.name == "sqlite":
                 await db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {vec_table(dimensions)} USING vec0("
                                  f"embedding float[{int(dimensions)}] distance_metric=cosine, "
@@ -293,21 +293,34 @@ class VectorStoreDB:
         return await self.driver.read(read) if ids else []
 
     async def update_store(self, tenant: str, vector_store_id: str, body: dict[str, Any],
-                           last_active_at: int) -> bool:
+                           last_active_at: int, expires_at: int | None) -> bool:
         return await self.driver.write(lambda db: db.execute(
-            "UPDATE vector_stores SET body = ?, last_active_at = ? WHERE tenant = ? AND id = ?", _dumps(body),
-            last_active_at, tenant, vector_store_id)) > 0
+            "UPDATE vector_stores SET body = ?, last_active_at = ?, expires_at = ? WHERE tenant = ? AND id = ?",
+            _dumps(body), last_active_at, expires_at, tenant, vector_store_id)) > 0
 
     async def touch_stores(self, tenant: str, ids: Sequence[str], now: int) -> None:
-        """``last_active_at`` (what ``expires_after`` counts from) after a search."""
+        """``last_active_at`` (what ``expires_after`` counts from) after a
+        search; ``expires_at`` moves with it (NULL, never, stays NULL)."""
         await self.driver.write(lambda db: db.execute(
-            f"UPDATE vector_stores SET last_active_at = ? WHERE tenant = ? AND id IN ({_marks(len(ids))}) "
-            "AND last_active_at < ?", now, tenant, *ids, now))
+            "UPDATE vector_stores SET expires_at = expires_at + (? - last_active_at), last_active_at = ? "
+            f"WHERE tenant = ? AND id IN ({_marks(len(ids))}) AND last_active_at < ?", now, now, tenant, *ids, now))
 
-    async def delete_store(self, tenant: str, vector_store_id: str) -> bool:
+    async def expired_stores(self, now: int, limit: int) -> list[tuple[str, str]]:
+        """``(tenant, vector_store_id)`` of stores whose ``expires_at`` has passed, longest expired first."""
+        rows = await self.driver.read(lambda db: db.fetch(
+            "SELECT tenant, id FROM vector_stores WHERE expires_at IS NOT NULL AND expires_at <= ? "
+            "ORDER BY expires_at LIMIT ?", now, limit))
+        return [(r[0], r[1]) for r in rows]
+
+    async def delete_store(self, tenant: str, vector_store_id: str, expired_by: int | None = None) -> bool:
+        """Delete the store with its chunks, files' links and batches; with
+        ``expired_by``, only if it expired by then (a search that touched it
+        meanwhile keeps it)."""
+        expired = "" if expired_by is None else " AND expires_at <= ?"
+
         async def txn(db: Conn) -> bool:
-            if await db.fetchval("SELECT 1 FROM vector_stores WHERE tenant = ? AND id = ?", tenant,
-                                 vector_store_id) is None:
+            if await db.fetchval(f"SELECT 1 FROM vector_stores WHERE tenant = ? AND id = ?{expired}", tenant,
+                                 vector_store_id, *(() if expired_by is None else (expired_by,))) is None:
                 return False
             await _delete_chunks(db, vector_store_id, None)
             await db.execute("DELETE FROM vector_store_files WHERE vector_store_id = ?", vector_store_id)

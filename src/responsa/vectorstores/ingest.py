@@ -11,6 +11,10 @@ from the start, up to ``MAX_ATTEMPTS`` times; after that it is ``failed``
 with ``server_error``. Nothing stays ``in_progress`` once no replica holds
 it. A cancelled batch's files are ``cancelled`` in the database; their
 runners' final write then finds the job gone and stores nothing.
+
+The same sweep deletes vector stores whose ``expires_after`` ran out (their
+chunks, files' links and batches; the uploaded files stay, as on OpenAI):
+every replica may do it, and a delete that lost the race finds nothing.
 """
 
 from __future__ import annotations
@@ -132,9 +136,13 @@ class Ingestor:
                 log.warning("vector store sweep failed", exc_info=True)
             await asyncio.sleep(self.lease_s / 2)
 
-    async def sweep(self) -> None:
-        """Take over every job whose replica stopped renewing its lease."""
-        now = time.time()
+    async def sweep(self, now: float | None = None) -> None:
+        """Delete expired vector stores, then take over every job whose
+        replica stopped renewing its lease (``now``: tests sweep the future)."""
+        now = time.time() if now is None else now
+        for tenant, vid in await self.db.expired_stores(int(now), SWEEP_LIMIT):
+            if await self.db.delete_store(tenant, vid, expired_by=int(now)):
+                log.info("deleted vector store %s: it expired (expires_after)", vid)
         for tenant, vid, fid, attempts in await self.db.expired_jobs(now, SWEEP_LIMIT):
             job = (tenant, vid, fid)
             if job in self._jobs:

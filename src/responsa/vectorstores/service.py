@@ -80,7 +80,7 @@ class VectorStores:
         now = int(time.time())
         vid = new_id("vs")
         news = await self._new_files(tenant, file_ids, {}, strategy) if file_ids else []
-        await self.db.create_store(tenant, vid, now, body, embedder.model, dims)
+        await self.db.create_store(tenant, vid, now, body, embedder.model, dims, objects.expires_at(body, now))
         if news:
             await self._attach(tenant, vid, news, None)
         return await self.retrieve(tenant, vid)
@@ -102,7 +102,8 @@ class VectorStores:
             body["metadata"] = objects.check_metadata_param(params["metadata"])
         if "expires_after" in params:
             body["expires_after"] = objects.check_expires_after(params["expires_after"])
-        if not await self.db.update_store(tenant, vector_store_id, body, int(time.time())):
+        now = int(time.time())
+        if not await self.db.update_store(tenant, vector_store_id, body, now, objects.expires_at(body, now)):
             raise _missing(vector_store_id)
         return await self.retrieve(tenant, vector_store_id)
 
