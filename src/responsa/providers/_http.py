@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -75,28 +75,39 @@ def _error_fields(payload: Any) -> tuple[str | None, str | None, str | None]:
             param if isinstance(param, str) else None)
 
 
-async def _sse_data(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
-    """The ``data`` of each SSE event. Works on whole network chunks rather
-    than lines (one await per chunk, not per line). Only ``data`` matters:
-    every upstream we speak repeats the event name inside the JSON payload,
-    so ``event:``/``id:`` lines and comments are skipped."""
-    pending = b""
-    buf: list[str] = []
-    async for chunk in chunks:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
+class _SSE:
+    """The ``data`` of each SSE event, from whole network reads rather than
+    lines (``feed`` returns the events one read completed, so everything
+    above it steps once per read, not once per event). Only ``data``
+    matters: every upstream we speak repeats the event name inside the JSON
+    payload, so ``event:``/``id:`` lines and comments are skipped."""
+
+    __slots__ = ("_buf", "_pending")
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self._buf: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[str]:
+        out: list[str] = []
+        buf = self._buf
+        *lines, self._pending = (self._pending + chunk).split(b"\n")
         for raw in lines:
             line = raw.rstrip(b"\r")
             if not line:
                 if buf:
-                    yield "\n".join(buf)
+                    out.append("\n".join(buf))
                     buf.clear()
             elif line.startswith(b"data:"):
                 buf.append(line[6:].decode() if line.startswith(b"data: ") else line[5:].decode())
-    if pending.startswith(b"data:"):
-        buf.append(pending.rstrip(b"\r")[5:].lstrip(b" ").decode())
-    if buf:
-        yield "\n".join(buf)
+        return out
+
+    def end(self) -> list[str]:
+        """What the body's last bytes hold (an event without its blank line)."""
+        buf = self._buf
+        if self._pending.startswith(b"data:"):
+            buf.append(self._pending.rstrip(b"\r")[5:].lstrip(b" ").decode())
+        return ["\n".join(buf)] if buf else []
 
 
 def _retry_after(resp: http1.Response) -> float:
@@ -170,10 +181,11 @@ async def stream_json(client: http1.Client, url: str, body: dict[str, Any], *,
     yielded = False
     deadline = _Deadline(total_timeout, idle_timeout)
     try:
-        async for event in _attempts(client, url, content, attempts, backoff, deadline):
+        async for events in _attempts(client, url, content, attempts, backoff, deadline):
             yielded = True
             deadline.last_data = deadline.loop.time()
-            yield event
+            for event in events:
+                yield event
     except (ProviderError, http1.UpstreamError, TimeoutError) as exc:
         if deadline.expired:
             raise deadline.error() from exc
@@ -186,8 +198,24 @@ async def stream_json(client: http1.Client, url: str, body: dict[str, Any], *,
         raise deadline.error()
 
 
+def _decode(datas: list[str], done: bool) -> tuple[list[Any], bool, ProviderError | None]:
+    """The JSON payloads of ``datas`` up to ``[DONE]``, whether it came, and
+    the error of a payload that is not JSON (the events before it still count)."""
+    events = []
+    for data in datas:
+        if done or data == "[DONE]":
+            done = True
+            continue
+        try:
+            events.append(orjson.loads(data))
+        except orjson.JSONDecodeError:
+            return events, done, ProviderError(f"The upstream sent invalid JSON: {data[:200]!r}")
+    return events, done, None
+
+
 async def _attempts(client: http1.Client, url: str, content: bytes, attempts: int, backoff: float,
-                    deadline: _Deadline) -> AsyncIterator[Any]:
+                    deadline: _Deadline) -> AsyncIterator[list[Any]]:
+    """The decoded events, as a list per network read that completed any."""
     yielded = False
     for attempt in range(attempts):
         delay = backoff * 2**attempt
@@ -195,20 +223,24 @@ async def _attempts(client: http1.Client, url: str, content: bytes, attempts: in
             async with client.request("POST", url, content, _STREAM_HEADERS) as resp:
                 deadline.watch(resp)
                 if resp.status < 400:
+                    # Read on past [DONE] to the end of the body: a response
+                    # left unread closes its connection instead of
+                    # returning it to the pool.
                     done = False
-                    async for data in _sse_data(resp.chunks()):
-                        # Read on past [DONE] to the end of the body: a response
-                        # left unread closes its connection instead of
-                        # returning it to the pool.
-                        if done or data == "[DONE]":
-                            done = True
-                            continue
-                        try:
-                            event = orjson.loads(data)
-                        except orjson.JSONDecodeError:
-                            raise ProviderError(f"The upstream sent invalid JSON: {data[:200]!r}") from None
+                    sse = _SSE()
+                    async for chunk in resp.chunks():
+                        events, done, invalid = _decode(sse.feed(chunk), done)
+                        if events:
+                            yielded = True
+                            yield events
+                        if invalid is not None:
+                            raise invalid
+                    events, done, invalid = _decode(sse.end(), done)
+                    if events:
                         yielded = True
-                        yield event
+                        yield events
+                    if invalid is not None:
+                        raise invalid
                     return
                 error = upstream_error(resp.status, await resp.read())
                 retry = resp.status == 429 or resp.status >= 500
