@@ -29,15 +29,19 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-async def _frames(events: AsyncIterator[Event], include: Collection[str]) -> AsyncIterator[bytes]:
+async def _frames(events: AsyncIterator[Event], include: Collection[str], head: list[Event]) -> AsyncIterator[bytes]:
+    """``head`` (events a route already pulled) then the rest: here rather
+    than through ``sse.prepend``, one generator fewer for every event."""
     frame = sse.frame
+    for ev in head:
+        yield frame(visible(ev, include))
     async for ev in events:
         yield frame(visible(ev, include))
     yield sse.DONE
 
 
-def _stream(events: AsyncIterator[Event], include: Collection[str]) -> sse.EventStream:
-    return sse.EventStream(_frames(events, include))
+def _stream(events: AsyncIterator[Event], include: Collection[str], head: list[Event] | None = None) -> sse.EventStream:
+    return sse.EventStream(_frames(events, include, head or []))
 
 
 def _show(response: dict[str, Any], include: Collection[str]) -> Response:
@@ -88,7 +92,7 @@ async def create(request: Request) -> Response:
         if req.stream:
             return _stream(st.engine.events(tenant, earlier), include)
         return _show(earlier, include)
-    return _stream(sse.prepend([first], events), include)
+    return _stream(events, include, [first])
 
 
 async def _stored(request: Request) -> tuple[AppState, str, str, dict[str, Any]]:
