@@ -83,8 +83,38 @@ async def test_create_finish_get(store: Store) -> None:
 async def test_finish_twice_replaces_output(store: Store) -> None:
     resp = await create(store, T1)
     await finish(store, T1, resp, "first", "draft")
+    assert texts(await store.load_context(T1, resp["id"]) or []) == ["hi", "first", "draft"]
     await finish(store, T1, resp, "final")
     assert texts(await store.load_context(T1, resp["id"]) or []) == ["hi", "final"]
+
+
+async def test_a_chain_read_again_is_read_from_the_database(store: Store, store_url: str) -> None:
+    """Reading a chain again (its finished responses' items are kept parsed)
+    gives what the database holds now, whichever replica changed it: a
+    response deleted elsewhere, or deleted and made again under its id
+    here, and another tenant's view."""
+    other = open_store(store_url)  # a second replica on the same database
+    await other.open()
+    try:
+        chain, prev = [], None
+        for hop in range(4):
+            resp = await create(store, T1, previous=prev, inputs=[message(f"q{hop}")])
+            await finish(store, T1, resp, f"a{hop}")
+            chain.append(resp["id"])
+            prev = resp["id"]
+        everything = [t for hop in range(4) for t in (f"q{hop}", f"a{hop}")]
+        for _ in range(2):
+            assert texts(await store.load_context(T1, chain[3]) or []) == everything
+        assert await store.load_context(T2, chain[3]) is None
+        assert await other.delete_response(T1, chain[1]) is True  # the link from hop 2 is broken now
+        assert texts(await store.load_context(T1, chain[3]) or []) == ["q2", "a2", "q3", "a3"]
+        assert texts(await store.load_context(T1, chain[0]) or []) == ["q0", "a0"]
+        assert await store.delete_response(T1, chain[0]) is True
+        again = await create(store, T1, rid=chain[0], inputs=[message("new q0")])
+        await finish(store, T1, again, "new a0")
+        assert texts(await store.load_context(T1, chain[0]) or []) == ["new q0", "new a0"]
+    finally:
+        await other.close()
 
 
 async def test_missing_response(store: Store) -> None:

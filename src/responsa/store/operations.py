@@ -20,6 +20,7 @@ import orjson
 from responsa.store import files, listing, paging, sql
 from responsa.store.base import IdempotencyConflict, Item, Page, UnknownCursor
 from responsa.store.driver import Conn, Driver, DuplicateKey, Row
+from responsa.store.parsed import ParsedHops
 
 
 def _json_or_none(raw: Any) -> Any:
@@ -67,6 +68,8 @@ class SQLStore:
 
     def __init__(self, driver: Driver) -> None:
         self.driver = driver
+        self._parsed = ParsedHops()
+        """Finished responses' items, parsed once (``load_context``)."""
 
     async def open(self) -> None:
         """Connect, then apply each pending migration in its own transaction,
@@ -145,7 +148,9 @@ class SQLStore:
             await _store_output(db, tenant, response, conversation_items, events)
             return True
 
-        return await self.driver.write(txn, small=True)
+        finished = await self.driver.write(txn, small=True)
+        self._parsed.forget(tenant, rid)  # (a finished response is finished again only in tests)
+        return finished
 
     async def get_response(self, tenant: str, response_id: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = _json_or_none(
@@ -162,7 +167,9 @@ class SQLStore:
             await db.execute(sql.DELETE_ITEMS, response_id, tenant)
             return await db.execute(sql.DELETE_RESPONSE, tenant, response_id) > 0
 
-        return await self.driver.write(txn)
+        deleted = await self.driver.write(txn)
+        self._parsed.forget(tenant, response_id)
+        return deleted
 
     async def load_context(self, tenant: str, response_id: str) -> list[Item] | None:
         async def read(db: Conn) -> list[Row] | None:
@@ -172,7 +179,7 @@ class SQLStore:
             return rows
 
         rows = await self.driver.read(read, small=True)
-        return None if rows is None else [orjson.loads(r[0]) for r in rows]
+        return None if rows is None else self._parsed.context(tenant, rows)
 
     async def get_items(self, tenant: str, item_ids: list[str]) -> dict[str, Item]:
         if not item_ids:

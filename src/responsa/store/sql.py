@@ -25,16 +25,16 @@ EXISTS = "SELECT 1 FROM responses WHERE tenant = ? AND id = ?"
 
 # The whole previous_response_id chain in one round trip: walk back with a
 # recursive CTE, then read every hop's items oldest hop first, inputs
-# before outputs.
+# before outputs, each with its hop's id and status (store/parsed.py).
 CHAIN_ITEMS = """
-WITH RECURSIVE chain (id, prev, depth) AS (
-    SELECT id, previous_response_id, 0 FROM responses WHERE tenant = ? AND id = ?
+WITH RECURSIVE chain (id, prev, status, depth) AS (
+    SELECT id, previous_response_id, status, 0 FROM responses WHERE tenant = ? AND id = ?
     UNION ALL
-    SELECT r.id, r.previous_response_id, c.depth + 1
+    SELECT r.id, r.previous_response_id, r.status, c.depth + 1
     FROM responses r JOIN chain c ON r.id = c.prev
     WHERE r.tenant = ? AND c.depth < 10000
 )
-SELECT i.item FROM chain c JOIN items i ON i.response_id = c.id
+SELECT c.id, c.status, i.item FROM chain c JOIN items i ON i.response_id = c.id
 ORDER BY c.depth DESC, i.role ASC, i.position ASC
 """
 
