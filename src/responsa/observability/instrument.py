@@ -88,6 +88,8 @@ class ObservedProvider:
         self._system = tracing.provider_name(kind, inner.name)
         self._latency = metrics.UPSTREAM.labels(inner.name)
         self._first = metrics.UPSTREAM_FIRST.labels(inner.name)
+        self._tokens: dict[tuple[str, str], tuple[Any, Any]] = {}
+        """TOKENS children by (model, key): ``labels()`` validates and locks on every call."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -169,8 +171,12 @@ class ObservedProvider:
 
     def _usage(self, obs: context.Observation | None, model: str, ev: m.Usage, span: Any) -> None:
         key = obs.tenant[:12] if obs is not None else "unknown"
-        metrics.TOKENS.labels(model, key, "input").inc(ev.input_tokens)
-        metrics.TOKENS.labels(model, key, "output").inc(ev.output_tokens)
+        counters = self._tokens.get((model, key))
+        if counters is None:
+            counters = self._tokens[(model, key)] = (metrics.TOKENS.labels(model, key, "input"),
+                                                     metrics.TOKENS.labels(model, key, "output"))
+        counters[0].inc(ev.input_tokens)
+        counters[1].inc(ev.output_tokens)
         if obs is not None:
             obs.input_tokens += ev.input_tokens
             obs.output_tokens += ev.output_tokens
