@@ -188,7 +188,7 @@ async def test_duplicate_id_without_key_raises(store: Store) -> None:
     assert await store.get_response(T1, resp["id"]) == resp
 
 
-async def test_chain_of_50_in_one_statement(store_url: str) -> None:
+async def test_chain_of_50_in_one_statement_once_read(store_url: str) -> None:
     statements: list[str] = []
     if store_url.startswith("sqlite"):
         store: Store = open_store(store_url)
@@ -212,10 +212,21 @@ async def test_chain_of_50_in_one_statement(store_url: str) -> None:
             prev = resp["id"]
         await create(store, T2, previous=prev)  # another tenant's link does not extend T1's chain
         assert prev is not None
+        everything = [t for hop in range(50) for t in (f"q{hop}", f"a{hop}")]
         statements.clear()
-        context = await store.load_context(T1, prev)
+        # Read first, the chain and then the older hops' items; after that
+        # they are kept parsed, and the chain (with its tip's items) is
+        # one statement, also for a turn that continues it.
+        assert texts(await store.load_context(T1, prev) or []) == everything
+        assert len(statements) == 2, statements
+        statements.clear()
+        assert texts(await store.load_context(T1, prev) or []) == everything
         assert len(statements) == 1, statements
-        assert texts(context or []) == [t for hop in range(50) for t in (f"q{hop}", f"a{hop}")]
+        last = await create(store, T1, previous=prev, inputs=[message("q50")])
+        await finish(store, T1, last, "a50")
+        statements.clear()
+        assert texts(await store.load_context(T1, last["id"]) or []) == [*everything, "q50", "a50"]
+        assert len(statements) == 1, statements
         assert await store.load_context(T2, prev) is None
     finally:
         await store.close()

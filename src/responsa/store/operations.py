@@ -172,14 +172,24 @@ class SQLStore:
         return deleted
 
     async def load_context(self, tenant: str, response_id: str) -> list[Item] | None:
-        async def read(db: Conn) -> list[Row] | None:
-            rows = await db.fetch(sql.CHAIN_ITEMS, tenant, response_id, tenant)
-            if not rows and await db.fetchval(sql.EXISTS, tenant, response_id) is None:
-                return None
-            return rows
+        hop_items = sql.HOP_ITEMS_ARRAYS if self.driver.dialect.arrays else sql.HOP_ITEMS
 
-        rows = await self.driver.read(read, small=True)
-        return None if rows is None else self._parsed.context(tenant, rows)
+        async def read(db: Conn) -> tuple[list[Row], dict[str, list[Item]], dict[str, list[str]]] | None:
+            chain = await db.fetch(sql.CHAIN, tenant, response_id, tenant)
+            if not chain:
+                return None
+            hops = list(dict.fromkeys(row[0] for row in chain))
+            kept = self._parsed.kept(tenant, hops)
+            missing = [rid for rid in hops[:-1] if rid not in kept]  # (the tip's items came with the chain)
+            fetched: dict[str, list[str]] = {}
+            if missing:
+                ids = missing if self.driver.dialect.arrays else orjson.dumps(missing).decode()
+                for rid, raw in await db.fetch(hop_items, tenant, ids):
+                    fetched.setdefault(rid, []).append(raw)
+            return chain, kept, fetched
+
+        got = await self.driver.read(read, small=True)
+        return None if got is None else self._parsed.context(tenant, *got)
 
     async def get_items(self, tenant: str, item_ids: list[str]) -> dict[str, Item]:
         if not item_ids:

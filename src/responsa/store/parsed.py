@@ -1,17 +1,18 @@
 """The parsed items of finished responses, kept per process (issue 16).
 
 Each turn of a ``previous_response_id`` chain reads every earlier
-response's items again; parsing their JSON was the largest part of what a
-turn 1,000 responses deep cost on top of a first turn (~1.3 ms of ~7 ms of
-CPU). A finished response's items never change, so each is parsed once per
-process. The chain query still returns every hop's rows: the database stays
-the judge of what exists and whose it is, so a deleted response, a broken
-link or another tenant's response is never served from here; only the
-parsing is skipped.
+response's items again; reading and parsing their JSON was the largest part
+of what a turn 1,000 responses deep cost on top of a first turn (~2.3 ms of
+~7 ms of CPU). A finished response's items never change, so each is read
+and parsed once per process. The chain query still walks every hop (the
+database stays the judge of what exists and whose it is, so a deleted
+response, a broken link or another tenant's response is never served from
+here) and brings the tip's items; only the items of older hops not kept
+here are read, by a second statement (``SQLStore.load_context``).
 
-What may be kept: hops whose status, read in the same statement as their
-items, is final (``completed``/``incomplete``: their rows are written once,
-by the turn that finished them). ``forget`` drops a hop this process
+What may be kept: hops whose status, as the chain statement read it, is
+final (``completed``/``incomplete``: their rows are written once, by the
+turn that finished them). ``forget`` drops a hop this process
 rewrites or deletes; response ids are random and never reissued, so
 another replica's delete leaves only an unreachable entry that ages out.
 
@@ -27,7 +28,7 @@ small items take ~5x their JSON in memory, so the default is ~40 MB at most.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -44,36 +45,42 @@ class ParsedHops:
         self._bytes = 0
         self._max = max_bytes
 
-    def context(self, tenant: str, rows: Sequence[Sequence[Any]]) -> list[Item]:
-        """The items of the chain query's rows ``(response id, status, item
-        JSON)``, in their order (each hop's rows together)."""
+    def kept(self, tenant: str, response_ids: Iterable[str]) -> dict[str, list[Item]]:
+        """The kept items of these responses: a snapshot (what is evicted
+        afterwards stays in it), taken without reordering, so it may be
+        taken on the store's thread."""
+        out = {}
+        for rid in response_ids:
+            got = self._kept.get((tenant, rid))
+            if got is not None:
+                out[rid] = got[0]
+        return out
+
+    def context(self, tenant: str, chain: Sequence[Sequence[Any]], kept: Mapping[str, list[Item]],
+                fetched: Mapping[str, list[str]]) -> list[Item]:
+        """The chain's items. ``chain``: the chain query's rows ``(response
+        id, status, item JSON)``, oldest hop first (the tip's rows carry its
+        items); ``kept``: ``self.kept`` of its hops; ``fetched``: the item
+        JSON of the other hops, by id."""
+        hops: dict[str, tuple[str, list[str]]] = {}
+        for rid, status, raw in chain:
+            hop = hops.get(rid)
+            if hop is None:
+                hop = hops[rid] = (status, [])
+            if raw is not None:
+                hop[1].append(raw)
         out: list[Item] = []
-        hop: str | None = None
-        served = False  # the current hop came from here: skip its rows
-        parsing: list[Item] | None = None  # the current hop's items, when parsed here and final
-        size = 0
-        for rid, status, raw in rows:
-            if rid != hop:
-                if parsing is not None:
-                    self._keep((tenant, hop or ""), parsing, size)
-                hop, served, parsing, size = rid, False, None, 0
-                kept = self._kept.get((tenant, rid))
-                if kept is not None:
+        for rid, (status, raws) in hops.items():
+            items = kept.get(rid)
+            if items is not None:
+                if (tenant, rid) in self._kept:
                     self._kept.move_to_end((tenant, rid))
-                    out += kept[0]
-                    served = True
-                    continue
+            else:
+                raws = raws or fetched.get(rid, [])
+                items = [orjson.loads(raw) for raw in raws]
                 if status in FINAL:
-                    parsing = []
-            elif served:
-                continue
-            item = orjson.loads(raw)
-            out.append(item)
-            if parsing is not None:
-                parsing.append(item)
-                size += len(raw)
-        if parsing is not None:
-            self._keep((tenant, hop or ""), parsing, size)
+                    self._keep((tenant, rid), items, sum(map(len, raws)))
+            out += items
         return out
 
     def forget(self, tenant: str, response_id: str) -> None:
@@ -84,6 +91,7 @@ class ParsedHops:
     def _keep(self, key: tuple[str, str], items: list[Item], size: int) -> None:
         if size > self._max:
             return
+        self.forget(*key)
         self._kept[key] = (items, size)
         self._bytes += size
         while self._bytes > self._max:

@@ -23,10 +23,12 @@ DELETE_RESPONSE = "DELETE FROM responses WHERE tenant = ? AND id = ?"
 BY_IDEMPOTENCY = "SELECT id FROM responses WHERE tenant = ? AND idempotency_key = ?"
 EXISTS = "SELECT 1 FROM responses WHERE tenant = ? AND id = ?"
 
-# The whole previous_response_id chain in one round trip: walk back with a
-# recursive CTE, then read every hop's items oldest hop first, inputs
-# before outputs, each with its hop's id and status (store/parsed.py).
-CHAIN_ITEMS = """
+# The previous_response_id chain: walk back with a recursive CTE; one row
+# per hop (id, status), oldest hop first, except the tip's, which come with
+# its items (inputs before outputs). The other hops' items are read only
+# for the hops store/parsed.py does not keep (HOP_ITEMS): a turn that
+# continues the response before it reads one statement either way.
+CHAIN = """
 WITH RECURSIVE chain (id, prev, status, depth) AS (
     SELECT id, previous_response_id, status, 0 FROM responses WHERE tenant = ? AND id = ?
     UNION ALL
@@ -34,9 +36,15 @@ WITH RECURSIVE chain (id, prev, status, depth) AS (
     FROM responses r JOIN chain c ON r.id = c.prev
     WHERE r.tenant = ? AND c.depth < 10000
 )
-SELECT c.id, c.status, i.item FROM chain c JOIN items i ON i.response_id = c.id
+SELECT c.id, c.status, i.item FROM chain c LEFT JOIN items i ON c.depth = 0 AND i.response_id = c.id
 ORDER BY c.depth DESC, i.role ASC, i.position ASC
 """
+_HOP_ITEMS = ("SELECT response_id, item FROM items WHERE tenant = ? AND response_id {ids} "
+              "ORDER BY response_id, role, position")
+HOP_ITEMS = _HOP_ITEMS.format(ids="IN (SELECT value FROM json_each(?))")
+"""The items of the hops whose ids are the JSON array parameter."""
+HOP_ITEMS_ARRAYS = _HOP_ITEMS.format(ids="= ANY(?::text[])")
+"""The same with the ids as an array parameter (PostgreSQL)."""
 
 INPUT_ITEMS = "SELECT item FROM items WHERE response_id = ? AND tenant = ? AND role = 'input' ORDER BY position"
 ITEMS_BY_ID = "SELECT id, item FROM items WHERE tenant = ? AND id IN ({marks})"
