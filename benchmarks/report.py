@@ -33,7 +33,9 @@ def _depth_ratio(run: dict[str, Any], backend: str) -> str:
     if 1 not in rows or len(rows) < 2:
         return "-"
     deep = rows[max(rows)]
-    cpu = deep["through"]["server_cpu_us_per_request"] / rows[1]["through"]["server_cpu_us_per_request"]
+    base_cpu = rows[1]["through"]["server_cpu_us_per_request"]
+    # /proc counts CPU in 10 ms ticks: a short (--quick) run can read 0 at depth 1.
+    cpu = deep["through"]["server_cpu_us_per_request"] / base_cpu if base_cpu > 0 else float("nan")
     added = deep["added_p50_ms"] / rows[1]["added_p50_ms"] if rows[1]["added_p50_ms"] > 0 else float("nan")
     return f"{added:.1f}x added / {cpu:.1f}x CPU (depth {max(rows)})"
 

@@ -62,7 +62,10 @@ def check(workers: int, redis_url: str | None) -> None:
 def listening_socket(host: str, port: int) -> socket.socket:
     """A socket bound to ``host:port`` in the ``SO_REUSEPORT`` group."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: the stdlib loop (``--loop asyncio``, or no uvloop)
+    # sets TCP_NODELAY only on sockets whose ``proto`` says TCP; without it a
+    # small response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host.strip("[]"), port))
