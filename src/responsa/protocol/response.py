@@ -130,6 +130,8 @@ def visible(obj: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
     chains still round-trip the upstream's reasoning state and the model sees
     earlier results). A Response also gets ``output_text``: the reference
     client (``dedalus_labs``) reads it as a field, where ``openai`` computes it."""
+    if "delta" in obj:  # a delta event (most of a stream) carries no item, response or output
+        return obj
     out = obj
     if obj.get("object") == "response" and isinstance(obj.get("output"), list):
         out = {**out, "output_text": output_text(obj["output"])}

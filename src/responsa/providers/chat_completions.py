@@ -240,30 +240,34 @@ class _Decoder:
         self.calls: list[_Call] = []
         self.slots: dict[int | None, int] = {}
 
-    def feed(self, chunk: Json) -> Iterator[ModelEvent]:
+    def feed(self, chunk: Json) -> list[ModelEvent]:
+        """The events of one chunk (a list, not a generator: one chunk per
+        token makes this the hottest function of a stream)."""
         if chunk.get("error"):
             raise upstream_error(502, chunk)
         if chunk.get("usage"):
             self.usage = _usage(chunk["usage"])
+        out: list[ModelEvent] = []
         for choice in chunk.get("choices") or ():
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if reasoning and isinstance(reasoning, str):
-                yield ReasoningDelta(reasoning)
+                out.append(ReasoningDelta(reasoning))
             content = delta.get("content")
             logprobs = (choice.get("logprobs") or {}).get("content")
             if (content and isinstance(content, str)) or logprobs:
-                yield TextDelta(content or "", [_logprob(lp) for lp in logprobs] if logprobs else None)
+                out.append(TextDelta(content or "", [_logprob(lp) for lp in logprobs] if logprobs else None))
             if delta.get("refusal"):
-                yield RefusalDelta(delta["refusal"])
+                out.append(RefusalDelta(delta["refusal"]))
             for call in delta.get("tool_calls") or ():
-                yield from self._tool_call(call)
+                self._tool_call(call, out)
             if choice.get("finish_reason"):
                 self.finish = choice["finish_reason"]
+        return out
 
-    def _tool_call(self, tc: Json) -> Iterator[ModelEvent]:
+    def _tool_call(self, tc: Json, out: list[ModelEvent]) -> None:
         """A chunk continues the call at its ``index`` unless it carries a new
         id: some servers (Ollama) send every parallel call at index 0."""
         upstream_id = tc.get("id") or None
@@ -283,10 +287,10 @@ class _Decoder:
                 call.pending += args
                 return
             call.started = True
-            yield ToolCallStart(slot, call.call_id, call.name)
+            out.append(ToolCallStart(slot, call.call_id, call.name))
             args = call.pending + args
         if args:
-            yield ToolCallDelta(slot, args)
+            out.append(ToolCallDelta(slot, args))
 
     def end(self) -> Iterator[ModelEvent]:
         if self.finish is None:
