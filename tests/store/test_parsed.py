@@ -21,8 +21,9 @@ def _load(parsed: ParsedHops, tenant: str, hops: list[Hop]) -> list[Any]:
     *older, (tip, tip_status, tip_count) = hops
     chain: list[tuple[str, str, str | None]] = [(rid, status, None) for rid, status, _ in older]
     chain += [(tip, tip_status, raw) for raw in _raws(tip, tip_count)] or [(tip, tip_status, None)]
-    kept = parsed.kept(tenant, [h[0] for h in hops])
-    fetched = {rid: _raws(rid, count) for rid, _, count in older if rid not in kept}
+    kept, missing = parsed.kept(tenant, chain)
+    assert missing == [rid for rid, _, _ in older if rid not in kept]
+    fetched = {rid: _raws(rid, count) for rid, _, count in older if rid in missing}
     return parsed.context(tenant, chain, kept, fetched)
 
 

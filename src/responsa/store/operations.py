@@ -178,9 +178,7 @@ class SQLStore:
             chain = await db.fetch(sql.CHAIN, tenant, response_id, tenant)
             if not chain:
                 return None
-            hops = list(dict.fromkeys(row[0] for row in chain))
-            kept = self._parsed.kept(tenant, hops)
-            missing = [rid for rid in hops[:-1] if rid not in kept]  # (the tip's items came with the chain)
+            kept, missing = self._parsed.kept(tenant, chain)
             fetched: dict[str, list[str]] = {}
             if missing:
                 ids = missing if self.driver.dialect.arrays else orjson.dumps(missing).decode()

@@ -28,7 +28,7 @@ small items take ~5x their JSON in memory, so the default is ~40 MB at most.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -45,43 +45,50 @@ class ParsedHops:
         self._bytes = 0
         self._max = max_bytes
 
-    def kept(self, tenant: str, response_ids: Iterable[str]) -> dict[str, list[Item]]:
-        """The kept items of these responses: a snapshot (what is evicted
-        afterwards stays in it), taken without reordering, so it may be
-        taken on the store's thread."""
-        out = {}
-        for rid in response_ids:
+    def kept(self, tenant: str, chain: Sequence[Sequence[Any]]) -> tuple[dict[str, list[Item]], list[str]]:
+        """For the chain query's rows ``(response id, status, item JSON)``
+        (one row per hop, oldest first, then the tip's rows with its items):
+        the kept items of its hops, as a snapshot (what is evicted afterwards
+        stays in it; nothing is reordered, so it may be taken on the store's
+        thread), and the older hops whose items must be read."""
+        kept: dict[str, list[Item]] = {}
+        missing: list[str] = []
+        tip = chain[-1][0]
+        for row in chain:
+            rid = row[0]
             got = self._kept.get((tenant, rid))
             if got is not None:
-                out[rid] = got[0]
-        return out
+                kept[rid] = got[0]
+            elif rid != tip:
+                missing.append(rid)
+        return kept, missing
 
     def context(self, tenant: str, chain: Sequence[Sequence[Any]], kept: Mapping[str, list[Item]],
                 fetched: Mapping[str, list[str]]) -> list[Item]:
-        """The chain's items. ``chain``: the chain query's rows ``(response
-        id, status, item JSON)``, oldest hop first (the tip's rows carry its
-        items); ``kept``: ``self.kept`` of its hops; ``fetched``: the item
-        JSON of the other hops, by id."""
-        hops: dict[str, tuple[str, list[str]]] = {}
-        for rid, status, raw in chain:
-            hop = hops.get(rid)
-            if hop is None:
-                hop = hops[rid] = (status, [])
-            if raw is not None:
-                hop[1].append(raw)
+        """The chain's items, from ``kept`` (``self.kept``) and the item JSON
+        of the tip's rows and of the older hops ``fetched`` (by id)."""
         out: list[Item] = []
-        for rid, (status, raws) in hops.items():
-            items = kept.get(rid)
-            if items is not None:
-                if (tenant, rid) in self._kept:
-                    self._kept.move_to_end((tenant, rid))
-            else:
-                raws = raws or fetched.get(rid, [])
-                items = [orjson.loads(raw) for raw in raws]
-                if status in FINAL:
-                    self._keep((tenant, rid), items, sum(map(len, raws)))
-            out += items
+        tip = chain[-1][0]
+        first_tip_row = 0
+        for rid, status, _ in chain:
+            if rid == tip:
+                break
+            out += self._hop((tenant, rid), status, kept.get(rid), fetched.get(rid, ()))
+            first_tip_row += 1
+        tip_rows = chain[first_tip_row:]
+        raws = [row[2] for row in tip_rows if row[2] is not None]
+        out += self._hop((tenant, tip), tip_rows[0][1], kept.get(tip), raws)
         return out
+
+    def _hop(self, key: tuple[str, str], status: str, kept: list[Item] | None, raws: Sequence[str]) -> list[Item]:
+        if kept is not None:
+            if key in self._kept:
+                self._kept.move_to_end(key)
+            return kept
+        items = [orjson.loads(raw) for raw in raws]
+        if status in FINAL:
+            self._keep(key, items, sum(map(len, raws)))
+        return items
 
     def forget(self, tenant: str, response_id: str) -> None:
         dropped = self._kept.pop((tenant, response_id), None)
