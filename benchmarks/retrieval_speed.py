@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -121,9 +122,16 @@ async def embed_speed(vector_stores: Any, corpus: Corpus, queries: int) -> dict[
             "query_p50_ms": round(statistics.median(lat), 2), "query_p99_ms": round(pct(lat, 0.99), 2)}
 
 
-async def one_size(vector_stores: Any, corpus: Corpus, n: int, queries: int) -> dict[str, Any]:
+def exact_top(vectors: np.ndarray, query: list[float], k: int) -> set[int]:
+    """Indexes of the ``k`` nearest of ``vectors`` (unit rows) by cosine, by brute force."""
+    return set(np.argsort(-(vectors @ np.asarray(query, dtype=np.float32)))[:k].tolist())
+
+
+async def one_size(vector_stores: Any, corpus: Corpus, n: int, queries: int, ann: bool) -> dict[str, Any]:
     store = await vector_stores.create(TENANT, {"name": f"speed-{n}"})
     vid = store["id"]
+    if not ann:
+        await drop_ann(vector_stores, corpus.dims)
     texts, vectors = corpus.texts(n), corpus.vectors(n)
     t0 = time.perf_counter()
     for f, i in enumerate(range(0, n, CHUNKS_PER_FILE)):
@@ -131,10 +139,12 @@ async def one_size(vector_stores: Any, corpus: Corpus, n: int, queries: int) -> 
                                           vectors[i:i + CHUNKS_PER_FILE])
     insert_s = time.perf_counter() - t0
     qtexts = corpus.queries(queries + 10)
+    qvectors = dict(zip(qtexts, corpus.vectors(len(qtexts)), strict=True))
     real = vector_stores.embedder_override
-    vector_stores.embedder_override = Lookup(vector_stores.embedding_model, corpus.dims,
-                                             dict(zip(qtexts, corpus.vectors(len(qtexts)), strict=True)))
+    vector_stores.embedder_override = Lookup(vector_stores.embedding_model, corpus.dims, qvectors)
     out: dict[str, Any] = {"chunks": n, "insert_s": round(insert_s, 2), "insert_chunks_per_s": round(n / insert_s, 1)}
+    matrix = np.asarray(vectors, dtype=np.float32)
+    found = 0
     try:
         for mode in ("hybrid", "vector", "keyword"):
             lat = []
@@ -144,7 +154,12 @@ async def one_size(vector_stores: Any, corpus: Corpus, n: int, queries: int) -> 
                 if j >= 10:
                     lat.append((time.perf_counter() - t1) * 1000)
                 assert mode == "keyword" or hits, "a vector search always finds chunks"
+                if mode == "vector" and j >= 10:
+                    got = {int(h.file_id.rsplit("-", 1)[1]) * CHUNKS_PER_FILE + h.chunk_index for h in hits}
+                    found += len(got & exact_top(matrix, qvectors[q], 10))
             out[mode] = {"p50_ms": round(statistics.median(lat), 2), "p99_ms": round(pct(lat, 0.99), 2)}
+        out["vector_recall_at_10"] = round(found / (10 * queries), 4)
+        out["load_average"] = round(os.getloadavg()[0], 1)
     finally:
         vector_stores.embedder_override = real
     return out
@@ -155,7 +170,16 @@ async def vector_stores_of(app: Any) -> Any:
     return app.state.responsa.vector_stores
 
 
-async def run_db(url: str, sizes: list[int], queries: int, with_embed: bool) -> dict[str, Any]:
+async def drop_ann(vector_stores: Any, dims: int) -> None:
+    """``--no-ann``: PostgreSQL's vector search without its HNSW index (exact, as before it)."""
+    async def txn(db: Any) -> None:
+        if db.dialect.name != "sqlite":
+            await db.execute(f"DROP INDEX IF EXISTS vector_store_chunks_hnsw_{int(dims)}")
+
+    await vector_stores.db.driver.write(txn)
+
+
+async def run_db(url: str, sizes: list[int], queries: int, with_embed: bool, ann: bool = True) -> dict[str, Any]:
     app = create_app(load_settings(None, database_url=url))
     async with app.router.lifespan_context(app):
         vector_stores = await vector_stores_of(app)
@@ -164,7 +188,7 @@ async def run_db(url: str, sizes: list[int], queries: int, with_embed: bool) -> 
         if with_embed:
             result["embed"] = await embed_speed(vector_stores, corpus, queries)
         for n in sizes:
-            result["sizes"].append(await one_size(vector_stores, corpus, n, queries))
+            result["sizes"].append(await one_size(vector_stores, corpus, n, queries, ann))
             print(json.dumps(result["sizes"][-1]), flush=True)
         return result
 
@@ -176,15 +200,16 @@ def with_search_path(url: str, schema: str) -> str:
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        results.append(await run_db(f"sqlite:///{tmp}/speed.db", args.chunks, args.queries, with_embed=True))
+    if not args.skip_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            results.append(await run_db(f"sqlite:///{tmp}/speed.db", args.chunks, args.queries, with_embed=True))
     if args.postgres:
         schema = f"responsa_speed_{uuid.uuid4().hex[:10]}"
         conn = await asyncpg.connect(args.postgres)
         await conn.execute(f"CREATE SCHEMA {schema}")
         try:
             results.append(await run_db(with_search_path(args.postgres, schema), args.chunks, args.queries,
-                                        with_embed=False))
+                                        with_embed=False, ann=not args.no_ann))
         finally:
             await conn.execute(f"DROP SCHEMA {schema} CASCADE")
             await conn.close()
@@ -196,18 +221,23 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--postgres", help="a PostgreSQL URL (a fresh schema is made and dropped)")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--no-ann", action="store_true", help="PostgreSQL without its HNSW index (exact)")
+    parser.add_argument("--skip-sqlite", action="store_true", help="only the --postgres run")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
-    embed = results[0]["embed"]
-    print(f"embedding ({embed['model']}): {embed['chunks_per_s']} chunks/s of {WORDS_PER_CHUNK} words; "
-          f"one query {embed['query_p50_ms']} ms p50")
+    if "embed" in results[0]:
+        embed = results[0]["embed"]
+        print(f"embedding ({embed['model']}): {embed['chunks_per_s']} chunks/s of {WORDS_PER_CHUNK} words; "
+              f"one query {embed['query_p50_ms']} ms p50")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print(f"{'db':<11}{'chunks':>8}{'insert/s':>10}{'hybrid p50/p99':>18}{'vector p50/p99':>18}"
-          f"{'keyword p50/p99':>18}")
+          f"{'keyword p50/p99':>18}{'vector recall@10':>18}")
     for r in results:
         for s in r["sizes"]:
             cells = "".join(f"{s[m]['p50_ms']:>9.1f}/{s[m]['p99_ms']:<6.1f}ms" for m in ("hybrid", "vector", "keyword"))
-            print(f"{r['database']:<11}{s['chunks']:>8}{s['insert_chunks_per_s']:>10.0f}{cells}")
+            print(f"{r['database']:<11}{s['chunks']:>8}{s['insert_chunks_per_s']:>10.0f}{cells}"
+                  f"{s['vector_recall_at_10']:>18.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
