@@ -1,7 +1,8 @@
 """Ingestion and search speed of Responsa's vector stores at 10k and 100k
 chunks, on SQLite and PostgreSQL.
 
-    python benchmarks/retrieval_speed.py [--chunks 10000 100000] [--postgres URL] [--queries 200] [--json out.json]
+    python benchmarks/retrieval_speed.py [--chunks 10000 100000] [--postgres URL] [--skip-sqlite] [--queries 200]
+                                         [--json out.json]
 
 Synthetic chunks (the cost of storing and searching does not depend on
 what the words mean): 200 words each (~260 tokens: about what the local
@@ -26,7 +27,12 @@ on the database:
   words are content words (ranks 100-10,000, each in ~0.1-5 % of chunks):
   a word in nearly every chunk, like an English stop word, makes the
   keyword leg rank every chunk (SQLite keeps stop words in queries; at
-  100k chunks that took the keyword leg to ~2 s p50 in a trial run).
+  100k chunks that took the keyword leg to ~2 s p50 in a trial run);
+- **vector recall@10**: of the vector-only searches, the share of the 10
+  nearest chunks by brute force (numpy) they return: 1.0 while vector search
+  is exact; what an approximate index would have to keep (random vectors
+  are the hard case for one: their neighbours are barely nearer than the rest);
+- the load average when each size finished (the machine may be shared).
 
 SQLite: a fresh file in a temporary directory. PostgreSQL (``--postgres``,
 e.g. ``postgresql://postgres@127.0.0.1:5432/test``): a fresh schema, dropped
@@ -127,11 +133,9 @@ def exact_top(vectors: np.ndarray, query: list[float], k: int) -> set[int]:
     return set(np.argsort(-(vectors @ np.asarray(query, dtype=np.float32)))[:k].tolist())
 
 
-async def one_size(vector_stores: Any, corpus: Corpus, n: int, queries: int, ann: bool) -> dict[str, Any]:
+async def one_size(vector_stores: Any, corpus: Corpus, n: int, queries: int) -> dict[str, Any]:
     store = await vector_stores.create(TENANT, {"name": f"speed-{n}"})
     vid = store["id"]
-    if not ann:
-        await drop_ann(vector_stores, corpus.dims)
     texts, vectors = corpus.texts(n), corpus.vectors(n)
     t0 = time.perf_counter()
     for f, i in enumerate(range(0, n, CHUNKS_PER_FILE)):
@@ -170,16 +174,7 @@ async def vector_stores_of(app: Any) -> Any:
     return app.state.responsa.vector_stores
 
 
-async def drop_ann(vector_stores: Any, dims: int) -> None:
-    """``--no-ann``: PostgreSQL's vector search without its HNSW index (exact, as before it)."""
-    async def txn(db: Any) -> None:
-        if db.dialect.name != "sqlite":
-            await db.execute(f"DROP INDEX IF EXISTS vector_store_chunks_hnsw_{int(dims)}")
-
-    await vector_stores.db.driver.write(txn)
-
-
-async def run_db(url: str, sizes: list[int], queries: int, with_embed: bool, ann: bool = True) -> dict[str, Any]:
+async def run_db(url: str, sizes: list[int], queries: int, with_embed: bool) -> dict[str, Any]:
     app = create_app(load_settings(None, database_url=url))
     async with app.router.lifespan_context(app):
         vector_stores = await vector_stores_of(app)
@@ -188,7 +183,7 @@ async def run_db(url: str, sizes: list[int], queries: int, with_embed: bool, ann
         if with_embed:
             result["embed"] = await embed_speed(vector_stores, corpus, queries)
         for n in sizes:
-            result["sizes"].append(await one_size(vector_stores, corpus, n, queries, ann))
+            result["sizes"].append(await one_size(vector_stores, corpus, n, queries))
             print(json.dumps(result["sizes"][-1]), flush=True)
         return result
 
@@ -209,7 +204,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         await conn.execute(f"CREATE SCHEMA {schema}")
         try:
             results.append(await run_db(with_search_path(args.postgres, schema), args.chunks, args.queries,
-                                        with_embed=False, ann=not args.no_ann))
+                                        with_embed=False))
         finally:
             await conn.execute(f"DROP SCHEMA {schema} CASCADE")
             await conn.close()
@@ -221,7 +216,6 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--postgres", help="a PostgreSQL URL (a fresh schema is made and dropped)")
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--no-ann", action="store_true", help="PostgreSQL without its HNSW index (exact)")
     parser.add_argument("--skip-sqlite", action="store_true", help="only the --postgres run")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()

@@ -10,9 +10,12 @@ functions marked so below:
   ``tsvector`` with ``ts_rank`` (both English stemming, any query term may match);
 - vectors: SQLite's ``vec0`` table of the store's dimension (sqlite-vec,
   partitioned by vector store, exact K nearest) and PostgreSQL's pgvector
-  column with ``<=>`` and an HNSW index per dimension (approximate, used
-  when the planner finds it cheaper than sorting the store's rows); both
-  rank by cosine distance.
+  column with ``<=>``; both rank by cosine distance, exactly. sqlite-vec
+  0.1.9 has no ANN index (DiskANN/IVF are in its 0.1.10 alphas). A pgvector
+  HNSW index was measured and not kept (commit dfd9ca3, README "Retrieval
+  speed"): at ``ef_search`` 40 it returned a third (10k chunks) to a
+  seventh (100k) of the exact top 10 on random vectors, and made inserts
+  3-7x slower.
 
 Every statement names the tenant or reaches rows through a vector store
 the tenant owns. A file's row is also its ingestion job: it holds a lease
@@ -237,7 +240,7 @@ async def keyword_leg(db: Conn, vector_store_id: str, terms: list[str], k: int,
 async def vector_leg(db: Conn, vector_store_id: str, dims: int, vector: Sequence[float], k: int,
                      files: list[str] | None) -> list[tuple[int, float]]:
     """``(chunk id, cosine similarity)`` of the ``k`` nearest chunks, nearest
-    first (dialect-specific: sqlite-vec ``vec0``, exact; pgvector ``<=>``, HNSW or exact)."""
+    first, exact (dialect-specific: sqlite-vec ``vec0`` / pgvector ``<=>``)."""
     if files == []:
         return []
     if db.dialect.name == "sqlite":
@@ -247,31 +250,12 @@ async def vector_leg(db: Conn, vector_store_id: str, dims: int, vector: Sequence
             f"AND vector_store_id = ?{only} ORDER BY distance",
             struct.pack(f"{len(vector)}f", *vector), min(k, VEC_K_MAX), vector_store_id, *(files or ()))
     else:
-        # The ANN index (``ann_index``) serves this ORDER BY when the planner
-        # finds it cheaper than the store's rows sorted exactly: ``ef_search``
-        # of at least ``k`` and an iterative scan, so a store filter still
-        # gets ``k`` rows (in relaxed order: sorted again below).
-        await db.fetch("SELECT set_config('hnsw.ef_search', ?, false), "
-                       "set_config('hnsw.iterative_scan', 'relaxed_order', false)", str(min(max(k, 40), 1000)))
         only = "" if files is None else f" AND file_id IN ({_marks(len(files))})"
-        d = int(dims)
         rows = await db.fetch(
-            f"SELECT id, embedding::vector({d}) <=> CAST(? AS vector({d})) AS d FROM vector_store_chunks "
-            f"WHERE vector_store_id = ? AND vector_dims(embedding) = {d}{only} ORDER BY d LIMIT ?",
+            "SELECT id, embedding <=> CAST(? AS vector) AS d FROM vector_store_chunks "
+            f"WHERE vector_store_id = ?{only} ORDER BY d, id LIMIT ?",
             "[" + ",".join(map(repr, vector)) + "]", vector_store_id, *(files or ()), k)
-        rows = sorted(rows, key=lambda r: (r[1], r[0]))
     return [(r[0], 1.0 - float(r[1])) for r in rows]
-
-
-async def ann_index(db: Conn, dims: int) -> None:
-    """PostgreSQL: the HNSW index (pgvector, cosine) of the chunks of one
-    embedding dimension, made with the first store of that dimension (as
-    SQLite's ``vec0`` table is). sqlite-vec 0.1.9 has no ANN index (its
-    DiskANN/IVF are in 0.1.10 alphas), so SQLite stays exact."""
-    d = int(dims)
-    await db.fetchval("SELECT pg_advisory_xact_lock(hashtext('responsa.vector_ann'))")
-    await db.execute(f"CREATE INDEX IF NOT EXISTS vector_store_chunks_hnsw_{d} ON vector_store_chunks "
-                     f"USING hnsw ((embedding::vector({d})) vector_cosine_ops) WHERE vector_dims(embedding) = {d}")
 
 
 class VectorStoreDB:
@@ -281,16 +265,6 @@ class VectorStoreDB:
         self.driver = driver
 
     # -- vector stores --------------------------------------------------------
-
-    async def ann_indexes(self) -> None:
-        """PostgreSQL: the ANN index of every dimension in use (at start-up:
-        stores made before the indexes existed get theirs too)."""
-        async def txn(db: Conn) -> None:
-            if db.dialect.name != "sqlite":
-                for (dims,) in await db.fetch("SELECT DISTINCT dimensions FROM vector_stores"):
-                    await ann_index(db, dims)
-
-        await self.driver.write(txn)
 
     async def create_store(self, tenant: str, vector_store_id: str, created_at: int, body: dict[str, Any],
                            embedding_model: str, dimensions: int, expires_at: int | None) -> None:
@@ -302,8 +276,6 @@ class VectorStoreDB:
                 await db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {vec_table(dimensions)} USING vec0("
                                  f"embedding float[{int(dimensions)}] distance_metric=cosine, "
                                  "vector_store_id text partition key, file_id text)")
-            else:
-                await ann_index(db, dimensions)
 
         await self.driver.write(txn)
 

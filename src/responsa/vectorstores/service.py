@@ -57,7 +57,6 @@ class VectorStores:
         self.supervisor = self.ingestor.supervisor
 
     async def start(self) -> None:
-        await self.db.ann_indexes()
         await self.ingestor.start()
 
     async def stop(self) -> None:
