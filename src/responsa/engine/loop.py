@@ -145,7 +145,13 @@ async def run(turn: Turn) -> AsyncIterator[Event]:
                 b.new_step()
                 # A forced tool_choice applies to the first step only: after the
                 # server ran the forced tool, the model must be free to answer.
+                # Once max_tool_calls built-in calls ran, the built-in tools are no
+                # longer offered (OpenAI: "further attempts to call a tool by the
+                # model will be ignored"), so the model answers with what it has.
                 # (The first step of a turn without toolsets sends the request as prepared.)
+                if step > 0 and max_calls is not None and calls_made >= max_calls and definitions:
+                    request = replace(request, tools=[t for t in request.tools if t not in definitions])
+                    definitions = []
                 step_request = request if step == 0 and not toolsets else replace(
                     request, items=context, tool_choice=request.tool_choice if step == 0 else "auto")
                 first_new = len(b.output)
