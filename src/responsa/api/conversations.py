@@ -18,21 +18,12 @@ from responsa.engine.context import resolve_references
 from responsa.protocol.errors import APIError, invalid, not_found
 from responsa.protocol.ids import new_id
 from responsa.protocol.items import normalize_input
-from responsa.protocol.request import INCLUDE_VALUES, check_metadata
+from responsa.protocol.request import INCLUDE_VALUES, check_metadata_param
 from responsa.protocol.types import Item
 from responsa.store.base import Store
 from responsa.tools.registry import INPUT_ITEMS
 
 MAX_ITEMS_PER_CALL = 20
-
-
-def _metadata(raw: Any) -> dict[str, str]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise invalid("Invalid type for 'metadata': expected an object.", "metadata", "invalid_type")
-    check_metadata(raw, "metadata")
-    return raw
 
 
 async def _items(store: Store, tenant: str, raw: Any, *, required: bool) -> list[Item]:
@@ -79,7 +70,7 @@ async def create(request: Request) -> Response:
     st = state(request)
     tenant = st.tenant(request)
     body = object_body(await json_body(request, st.settings.max_body_bytes), frozenset({"items", "metadata"}))
-    metadata = _metadata(body.get("metadata"))
+    metadata = check_metadata_param(body.get("metadata"))
     items = await _items(st.store, tenant, body.get("items"), required=False)
     conversation = {"id": new_id("conv"), "object": "conversation", "created_at": int(time.time()),
                     "metadata": metadata}
@@ -99,7 +90,7 @@ async def update(request: Request) -> Response:
     body = object_body(await json_body(request, st.settings.max_body_bytes), frozenset({"metadata"}))
     if "metadata" not in body:
         raise invalid("Missing required parameter: 'metadata'.", "metadata", "missing_required_parameter")
-    updated = await st.store.update_conversation(tenant, cid, _metadata(body["metadata"]))
+    updated = await st.store.update_conversation(tenant, cid, check_metadata_param(body["metadata"]))
     if updated is None:
         raise _missing(cid)
     return json_response(updated)

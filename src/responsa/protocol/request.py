@@ -205,6 +205,18 @@ def check_metadata(v: Any, param: str) -> None:
                           f"{param}.{key}", "string_above_max_length")
 
 
+def check_metadata_param(raw: Any) -> dict[str, str]:
+    """A route's ``metadata`` parameter, absent meaning none: the routes that
+    take it as raw JSON (conversations, vector stores) check it here, so the
+    object-type check sits with the one metadata rule."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise invalid("Invalid type for 'metadata': expected an object.", "metadata", "invalid_type")
+    check_metadata(raw, "metadata")
+    return raw
+
+
 def _loc(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
@@ -246,5 +258,5 @@ def instructions_text(req: CreateResponse) -> tuple[str | None, list[Item]]:
     return text, items
 
 
-__all__ = ["MAX_INT", "CreateResponse", "check_metadata", "instructions_text", "message", "parse_create",
-           "whole_number"]
+__all__ = ["MAX_INT", "CreateResponse", "check_metadata", "check_metadata_param", "instructions_text", "message",
+           "parse_create", "whole_number"]

@@ -1,14 +1,15 @@
 """The API objects of vector stores, built from their rows (one place
 writes each shape: ``vector_store``, ``vector_store.file``,
 ``vector_store.files_batch``), and the validation of the parameters that
-describe them (``name``, ``metadata``, ``expires_after``)."""
+describe them (``name``, ``metadata`` -- the one metadata rule of
+``protocol.request``, re-exported here --, ``expires_after``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from responsa.protocol.errors import invalid
-from responsa.protocol.request import check_metadata
+from responsa.protocol.request import check_metadata_param as check_metadata_param
 from responsa.store.vectors import FileRow, StoreRow
 
 DAY_S = 86_400
@@ -76,15 +77,6 @@ def check_description(raw: Any) -> str | None:
     if not isinstance(raw, str) or len(raw) > MAX_DESCRIPTION:
         raise invalid(f"Invalid 'description': expected a string of at most {MAX_DESCRIPTION} characters.",
                       "description", "invalid_value")
-    return raw
-
-
-def check_metadata_param(raw: Any) -> dict[str, str]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise invalid("Invalid type for 'metadata': expected an object.", "metadata", "invalid_type")
-    check_metadata(raw, "metadata")
     return raw
 
 
