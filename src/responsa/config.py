@@ -203,28 +203,37 @@ def validate_config(data: Mapping[str, Any], source: str = "the config file") ->
             _check_keys(entry, MCP_SERVER_KEYS, f'[mcp.servers."{slug}".versions.{version}] of {source}')
 
 
+@dataclass(frozen=True, slots=True)
+class KeyedProvider:
+    """An upstream that exists without configuration once its standard API
+    key variable is set (its base URL from a second variable, else the
+    vendor's); the registry names ``key_env`` when such a provider is used
+    but missing."""
+
+    kind: str
+    key_env: str
+    base_url_env: str
+    default_base_url: str
+
+
+KEYED_PROVIDERS = {
+    "openai": KeyedProvider("openai-responses", "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1"),
+    "anthropic": KeyedProvider("anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+}
+
+
 def _builtin_providers() -> dict[str, ProviderConfig]:
     """Providers that exist without any configuration: the deterministic
-    test model, the embedded local model, and upstreams whose standard API
+    test model, the embedded local model, and the ``KEYED_PROVIDERS`` whose
     key variable is set."""
     found = {
         "test": ProviderConfig(name="test", kind="test"),
         "local": ProviderConfig(name="local", kind="local"),
     }
-    if os.environ.get("OPENAI_API_KEY"):
-        found["openai"] = ProviderConfig(
-            name="openai",
-            kind="openai-responses",
-            base_url=os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
-            api_key_env="OPENAI_API_KEY",
-        )
-    if os.environ.get("ANTHROPIC_API_KEY"):
-        found["anthropic"] = ProviderConfig(
-            name="anthropic",
-            kind="anthropic",
-            base_url=os.environ.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
-            api_key_env="ANTHROPIC_API_KEY",
-        )
+    for name, keyed in KEYED_PROVIDERS.items():
+        if os.environ.get(keyed.key_env):
+            found[name] = ProviderConfig(name=name, kind=keyed.kind, api_key_env=keyed.key_env,
+                                         base_url=os.environ.get(keyed.base_url_env, keyed.default_base_url))
     return found
 
 

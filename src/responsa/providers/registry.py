@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from responsa.config import ProviderConfig, Settings
+from responsa.config import KEYED_PROVIDERS, ProviderConfig, Settings
 from responsa.protocol.errors import NotFound
 from responsa.providers.base import Provider, ProviderError
 
@@ -36,10 +36,6 @@ _KIND_MODULES = {
     "anthropic": "responsa.providers.anthropic",
     "local": "responsa.providers.local",
 }
-
-# Providers that appear when their standard key variable is set: an unknown
-# ``openai/...`` most often means that variable is missing.
-_KEY_HINTS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 
 
 def register(kind: str, *, check: Checker | None = None,
@@ -141,8 +137,8 @@ class Registry:
             name, upstream = self._settings.default_model.partition("/")[0], target
         if name not in self._settings.providers:
             why = f"no provider '{name}' is configured"
-            if name in _KEY_HINTS:
-                why += f" (set {_KEY_HINTS[name]} to enable it)"
+            if name in KEYED_PROVIDERS:  # an unknown ``openai/...`` most often means its key variable is missing
+                why += f" (set {KEYED_PROVIDERS[name].key_env} to enable it)"
             raise UnknownModel(self._unknown(model, why, bare=not sep))
         provider = self.get(name)
         closed = self._closed.get(name)
