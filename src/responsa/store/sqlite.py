@@ -96,6 +96,12 @@ class _Conn:
         return None if row is None else row[0]
 
 
+def _locked(exc: sqlite_lib.OperationalError) -> bool:
+    """SQLite could not get a lock at once (busy timeout 0)."""
+    message = str(exc)
+    return "locked" in message or "busy" in message
+
+
 def _complete(coro: Coroutine[Any, Any, T]) -> T:
     """Run an operation to its end right here, on the store's thread."""
     try:
@@ -188,6 +194,8 @@ class SQLiteDriver:
         under ``synchronous=full``, whose fsync must not stall the event loop."""
         self.inlined = 0
         """Calls run inline on the caller's thread (``_claim``)."""
+        self._waits = BUSY_TIMEOUT_MS
+        """The connection's busy timeout now (ms)."""
         self.supervisor = Supervisor()
         self.truncations = 0
         """TRUNCATE checkpoints run because the WAL passed ``WAL_CAP_BYTES``."""
@@ -222,41 +230,40 @@ class SQLiteDriver:
     async def read(self, op: Op[T], *, small: bool = False) -> T:
         if small and self._claim():
             try:
-                self.inlined += 1
                 assert self._conn is not None
-                return _complete(op(self._conn))
+                result: T = _complete(op(self._conn))
+                self.inlined += 1
+                return result
+            except sqlite_lib.OperationalError as exc:
+                if not _locked(exc):
+                    raise
             finally:
                 self._using.release()
-        result: T = await self._submit(_Job(asyncio.get_running_loop(), fn=functools.partial(self._run, op, False)))
-        return result
+        queued: T = await self._submit(_Job(asyncio.get_running_loop(), fn=functools.partial(self._run, op, False)))
+        return queued
 
     async def write(self, op: Op[T], *, small: bool = False) -> T:
+        """Inline, the connection's busy timeout is 0 (``_serve`` sets it
+        only around the thread's own batches): another connection holding
+        the write lock (the usage database, another process on the file, a
+        TRUNCATE checkpoint) must not stall the event loop. The call is
+        then rolled back and goes to the store's thread, which waits."""
         if small and self._claim():
             try:
-                begun = self._begin_now()
-                if begun:
-                    return self._transaction(op)
+                assert self._db is not None
+                self._db.execute("BEGIN IMMEDIATE")
+                result: T = self._transaction(op)
+                self.inlined += 1
+                return result
+            except sqlite_lib.OperationalError as exc:
+                if self._db is not None and self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if not _locked(exc):
+                    raise
             finally:
                 self._using.release()
-        result: T = await self._submit(_Job(asyncio.get_running_loop(), op=op))
-        return result
-
-    def _begin_now(self) -> bool:
-        """``BEGIN IMMEDIATE`` without waiting: another connection holding
-        the write lock (the usage database, another process on the file, a
-        TRUNCATE checkpoint) must not stall the event loop; the call then
-        goes to the store's thread, which waits for it."""
-        db = self._db
-        assert db is not None
-        db.execute("PRAGMA busy_timeout=0")
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite_lib.OperationalError:
-            return False
-        finally:
-            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self.inlined += 1
-        return True
+        queued: T = await self._submit(_Job(asyncio.get_running_loop(), op=op))
+        return queued
 
     async def write_statement(self, query: str, *params: Any) -> int:
         return await self.write(lambda db: db.execute(query, *params))
@@ -309,7 +316,12 @@ class SQLiteDriver:
                     break
             jobs = [job for job in batch if isinstance(job, _Job)]
             with self._using:
-                self._batch(jobs)
+                self._busy_timeout(BUSY_TIMEOUT_MS)
+                try:
+                    self._batch(jobs)
+                finally:
+                    if self._alone is not None:  # inline calls must never wait (``write``)
+                        self._busy_timeout(0)
             by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
             for job in jobs:
                 by_loop.setdefault(job.loop, []).append(job)
@@ -318,6 +330,11 @@ class SQLiteDriver:
                     loop.call_soon_threadsafe(_deliver, done)
             if _STOP in batch:
                 return
+
+    def _busy_timeout(self, ms: int) -> None:
+        if self._db is not None and self._waits != ms:
+            self._db.execute(f"PRAGMA busy_timeout={ms}")
+            self._waits = ms
 
     def _batch(self, jobs: list[_Job]) -> None:
         """In queue order; each run of consecutive writes is one group."""
