@@ -99,12 +99,3 @@ def install() -> None:
 
     logging.setLogRecordFactory(factory)
     _installed = True
-
-
-class RedactingFilter(logging.Filter):
-    """The same redaction as a handler filter, for records made elsewhere
-    (``logging.makeLogRecord``, records unpickled from another process)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        _scrub(record)
-        return True

@@ -197,9 +197,6 @@ class OpsDB:
         return await self._execute(f"UPDATE api_keys SET revoked_at = ? WHERE {column} = ? AND revoked_at IS NULL",
                                    int(time.time()), value) > 0
 
-    async def any_active_key(self) -> bool:
-        return bool(await self._fetch("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1"))
-
     # -- usage ------------------------------------------------------------------------------
 
     async def add_usage(self, rows: list[UsageRow]) -> None:

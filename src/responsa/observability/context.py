@@ -32,8 +32,6 @@ class Observation:
     output_tokens: int = 0
     upstream_s: float = 0.0
     store_s: float = 0.0
-    model_calls: int = 0
-    tool_calls: int = 0
     error_code: str | None = None
     trace_context: Any = None
     """The OpenTelemetry context of the current response span (tracing on)."""

@@ -106,10 +106,8 @@ class ObservedProvider:
     async def stream(self, req: m.ModelRequest) -> AsyncIterator[m.ModelEvent]:
         obs = context.current()
         model = f"{self.name}/{req.model}"
-        if obs is not None:
-            obs.model_calls += 1
-            if obs.model is None:
-                obs.model = model
+        if obs is not None and obs.model is None:
+            obs.model = model
         span = None
         if tracing.enabled():
             span = tracing.start_span(f"chat {req.model}", obs.trace_context if obs else None, {
@@ -293,11 +291,9 @@ def record_tool_call(tool_type: str, item: dict[str, Any], arguments: Any, start
         str(error.get("type")), "protocol_error" if error.get("code") != -32000 else "connection_error")
     metrics.TOOL_CALLS.labels(tool_type, outcome).inc()
     metrics.TOOL_LATENCY.labels(tool_type).observe(spent)
-    obs = context.current()
-    if obs is not None:
-        obs.tool_calls += 1
     if not tracing.enabled():
         return
+    obs = context.current()
     end = time.time_ns()
     name = str(item.get("name"))
     span = tracing.tracer().start_span(

@@ -40,11 +40,3 @@ class StoredError(TypedDict):
     message: str
     type: str
     param: str | None
-
-
-class UsageObject(TypedDict):
-    input_tokens: int
-    output_tokens: int
-    total_tokens: int
-    input_tokens_details: dict[str, int]
-    output_tokens_details: dict[str, int]
