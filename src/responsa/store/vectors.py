@@ -12,7 +12,7 @@ functions marked so below:
   partitioned by vector store, exact K nearest) and PostgreSQL's pgvector
   column with ``<=>``; both rank by cosine distance, exactly. sqlite-vec
   0.1.9 has no ANN index (DiskANN/IVF are in its 0.1.10 alphas). A pgvector
-  HNSW index was measured and not kept (commit dfd9ca3, README "Retrieval
+  HNSW index was measured and not kept (commit cf8991a, README "Retrieval
   speed"): at ``ef_search`` 40 it returned a third (10k chunks) to a
   seventh (100k) of the exact top 10 on random vectors, and made inserts
   3-7x slower.
