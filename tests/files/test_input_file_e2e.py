@@ -77,6 +77,26 @@ def test_file_data_and_chat_completions_file_parts(files_server: tuple[str, Path
     assert caught.value.body["param"] == "input[0].content[0].file_data"  # type: ignore[index]
 
 
+def test_a_file_returned_by_a_tool_reaches_the_model_too(files_server: tuple[str, Path]) -> None:
+    """A tool's output may be content parts: a ``file_id`` there is this
+    server's upload, which the upstream has never seen, so it is resolved
+    like one in a message (and its errors name the output part)."""
+    url, _ = files_server
+    client = client_for(url)
+    f = client.files.create(file=("menu.txt", b"Soup and bread"), purpose="user_data")
+    call = {"type": "function_call", "call_id": "c1", "name": "read_menu", "arguments": "{}"}
+    r = client.responses.create(model="test/echo", input=[call, {
+        "type": "function_call_output", "call_id": "c1", "output": [{"type": "input_file", "file_id": f.id}]}])
+    validate_response(r.model_dump(mode="json", exclude_unset=True))
+    assert r.output_text == ('The read_menu tool returned: [{"type":"input_text","text":'
+                             '"<file name=\\"menu.txt\\">\\nSoup and bread\\n</file>"}]')
+    with pytest.raises(NotFoundError) as caught:
+        client.responses.create(model="test/echo", input=[call, {
+            "type": "function_call_output", "call_id": "c1",
+            "output": [{"type": "input_file", "file_id": "file-nope"}]}])
+    assert caught.value.body["param"] == "input[1].output[0].file_id"  # type: ignore[index]
+
+
 @pytest.fixture(scope="module")
 def document_host() -> Iterator[str]:
     """A web server on 127.0.0.1 serving a text file."""

@@ -196,18 +196,26 @@ def _names_file(part: Any) -> bool:
         part.get("type") == "input_image" and bool(part.get("file_id")) and not part.get("image_url")))
 
 
-def _file_parts(items: list[Item]) -> list[tuple[int, int]]:
-    """``(item, part)`` indexes of the parts that name a file. A plain loop
+PART_FIELDS = {"message": "content", "function_call_output": "output", "custom_tool_call_output": "output"}
+"""Where an item holds content parts: a message's ``content``, a tool
+output's ``output`` when it is a list (a tool may return a file too)."""
+
+
+def _file_parts(items: list[Item]) -> list[tuple[int, str, int]]:
+    """``(item, field, part)`` of the parts that name a file. A plain loop
     that tests a part's type before calling ``_names_file``: this runs over
     every part of the history each turn (a comprehension calling it per part
     cost ~0.5 ms at 2,000 items, issue 16)."""
     found = []
     for i, it in enumerate(items):
-        content = it.get("content")
-        if it.get("type") == "message" and isinstance(content, list):
-            for j, p in enumerate(content):
+        field = PART_FIELDS.get(it.get("type", ""))
+        if field is None:
+            continue
+        parts = it.get(field)
+        if isinstance(parts, list):
+            for j, p in enumerate(parts):
                 if isinstance(p, dict) and p.get("type") in PART_TYPES and _names_file(p):
-                    found.append((i, j))
+                    found.append((i, field, j))
     return found
 
 
@@ -223,18 +231,18 @@ async def inline(context: list[Item], new_items: list[Item], *, files: FileStore
     positions = {it.get("id"): k for k, it in enumerate(new_items)}
     resolver = FileInputs(files, tenant, native, allow_private)
     out = list(context)
-    for i, j in found:
+    for i, field, j in found:
         item = context[i]
         k = positions.get(item.get("id"))
-        part = item["content"][j]
+        part = item[field][j]
         try:
-            replacement = await resolver.resolve(part, f"input[{k}].content[{j}]")
+            replacement = await resolver.resolve(part, f"input[{k}].{field}[{j}]")
         except ResponsaError as exc:
             if k is not None:
                 raise
             what = part.get("file_id") or part.get("filename") or part.get("file_url") or "file"
             replacement = {"type": "input_text", "text": f"[file {what} is not available: {exc.message}]"}
         if out[i] is item:
-            out[i] = {**item, "content": list(item["content"])}
-        out[i]["content"][j] = replacement
+            out[i] = {**item, field: list(item[field])}
+        out[i][field][j] = replacement
     return out

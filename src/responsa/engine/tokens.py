@@ -159,6 +159,9 @@ def survey(items: list[Item]) -> Survey:
                         total += _part_image(part)
         else:
             total += sum(_utf8_len(t) for t in _texts(it))
+            output = it.get("output") if itype.endswith("_output") else None
+            if isinstance(output, list):  # a tool's output parts (an image, a file) count as parts too
+                parts.update(p.get("type", "") for p in output if isinstance(p, dict))
     return Survey(types, parts, total)
 
 
