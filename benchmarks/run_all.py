@@ -67,7 +67,7 @@ def plan(quick: bool) -> dict[str, Any]:
             "requests": {1: 400, 16: 1600, 32: 1600, 64: 1600, 256: 2048},
             "llama_requests": {1: 100, 16: 160, 32: 192, 64: 256, 256: 512},
             "seconds": 5.0, "deltas": 2000, "relay_streams": 20, "open_streams": 1000, "depths": [1, 100, 1000],
-            "llama_depths": [1, 100], "depth_requests": 30}
+            "llama_depths": [1, 100], "depth_requests": 100}
 
 
 async def postgres_url(base: str) -> tuple[str | None, str | None]:
