@@ -101,10 +101,9 @@ class SQLStore:
         rid = response["id"]
 
         async def txn(db: Conn) -> None:
-            await db.execute(sql.INSERT_RESPONSE, *sql.response_row(tenant, response, request, idempotency_key))
+            await db.execute(sql.INSERT_RESPONSE, *sql.response_row(tenant, response, request, idempotency_key,
+                                                                    lease))
             await db.executemany(sql.INSERT_ITEM, sql.item_rows(tenant, rid, "input", input_items))
-            if lease is not None:
-                await db.execute(sql.SET_LEASE, *lease, tenant, rid)
 
         try:
             await self.driver.write(txn, small=True)

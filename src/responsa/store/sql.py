@@ -12,7 +12,8 @@ import orjson
 
 INSERT_RESPONSE = (
     "INSERT INTO responses (tenant, id, status, created_at, previous_response_id, conversation_id, "
-    "background, idempotency_key, request, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    "background, idempotency_key, request, response, lease_owner, lease_expires_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 INSERT_ITEM = "INSERT INTO items (response_id, tenant, role, position, id, item) VALUES (?, ?, ?, ?, ?, ?)"
 FINISH_RESPONSE = "UPDATE responses SET status = ?, response = ? WHERE tenant = ? AND id = ?"
 DELETE_OUTPUT = "DELETE FROM items WHERE response_id = ? AND tenant = ? AND role = 'output'"
@@ -80,10 +81,13 @@ def dumps(value: Any) -> str:
 
 
 def response_row(tenant: str, response: dict[str, Any], request: dict[str, Any],
-                 idempotency_key: str | None) -> tuple[Any, ...]:
+                 idempotency_key: str | None, lease: tuple[str, float] | None = None) -> tuple[Any, ...]:
+    """``INSERT_RESPONSE``'s parameters; ``lease`` (owner, expiry) is
+    written by the same statement (a leased row costs no second one)."""
+    owner, expires = lease if lease is not None else (None, None)
     return (tenant, response["id"], response["status"], response["created_at"],
             response.get("previous_response_id"), response.get("conversation_id"),
-            bool(response.get("background")), idempotency_key, dumps(request), dumps(response))
+            bool(response.get("background")), idempotency_key, dumps(request), dumps(response), owner, expires)
 
 
 # A finished response and its items in ONE statement (databases with array
@@ -177,7 +181,6 @@ DELETE_PROMPT = "DELETE FROM prompts WHERE tenant = ? AND id = ?"
 # when. Every write of a job is conditional on still holding it, so a job
 # cancelled or swept elsewhere can never be overwritten by its old runner.
 _ACTIVE = "status IN ('queued', 'in_progress')"
-SET_LEASE = "UPDATE responses SET lease_owner = ?, lease_expires_at = ? WHERE tenant = ? AND id = ?"
 TOUCH_JOB = ("UPDATE responses SET status = COALESCE(?, status), response = COALESCE(?, response) "
              f"WHERE tenant = ? AND id = ? AND lease_owner = ? AND {_ACTIVE}")
 FINISH_JOB = ("UPDATE responses SET status = ?, response = ?, lease_owner = NULL, lease_expires_at = NULL "
