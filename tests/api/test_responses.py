@@ -174,6 +174,9 @@ def test_model_fallback_list_uses_next_model_on_failure(server: str) -> None:
     d = Dedalus(api_key="k", base_url=server, max_retries=0)
     r = d.responses.create(model=["test/broken", "test/echo"], input="[[error-model:broken]] hello")
     assert r.status == "completed"
+    assert r.model == "test/echo"  # the model that answered, not the one that failed
+    assert httpx.get(f"{server}/v1/responses/{r.id}", headers={"authorization": "Bearer k"}).json()["model"] \
+        == "test/echo"
 
 
 def test_json_schema_output_validates(client: OpenAI) -> None:

@@ -68,7 +68,7 @@ def _model_candidates(req: CreateResponse, registry: Registry, default_model: st
             exc.param = param
             raise
         display = display or found.name
-        candidates.append(Candidate(found.provider, found.upstream, settings))
+        candidates.append(Candidate(found.provider, found.upstream, settings, found.name))
     if display is None:
         raise not_found("None of the models in the fallback list exists. " + " ".join(map(str, missing)),
                         "model", "model_not_found")

@@ -40,6 +40,8 @@ class Candidate:
     provider: m.Provider
     model: str
     settings: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+    """The canonical ``provider/model`` the Response names once this candidate answers."""
 
 
 @dataclass(slots=True)
@@ -79,6 +81,8 @@ async def _model_step(turn: Turn, req: m.ModelRequest) -> AsyncIterator[m.ModelE
         started = False
         try:
             async for ev in cand.provider.stream(step):
+                if not started and last is not None and cand.name:
+                    turn.response["model"] = cand.name  # a fallback answered: the Response names it
                 started = True
                 yield ev
             return
