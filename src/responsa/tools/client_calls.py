@@ -200,6 +200,16 @@ def arguments(raw: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def function_pair(item_id: str, name: str, args: dict[str, Any], output: str) -> list[Item]:
+    """A server-run call (``file_search_call``, ``web_search_call``) as the
+    function call and output the model made and read: every upstream knows
+    those, and a later turn must show the model what it saw."""
+    return [{"type": "function_call", "id": item_id, "call_id": item_id, "name": name, "arguments": dumps(args),
+             "status": "completed"},
+            {"type": "function_call_output", "id": f"{item_id}_out", "call_id": item_id, "output": output,
+             "status": "completed"}]
+
+
 def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 

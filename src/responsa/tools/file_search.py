@@ -34,7 +34,7 @@ from openai.types.responses.response_file_search_tool_call_param import Response
 
 from responsa.protocol.errors import ResponsaError, invalid
 from responsa.tools.base import Emitter, ItemKind, SearchHit, ToolRequest, ToolRoute, Toolset, ToolType, VectorSearch
-from responsa.tools.client_calls import arguments, dumps, only_keys, sdk_normaliser
+from responsa.tools.client_calls import arguments, dumps, function_pair, only_keys, sdk_normaliser
 from responsa.vectorstores.filters import check_filter
 from responsa.vectorstores.ranking import parse_ranking
 from responsa.vectorstores.search import MAX_RESULTS, MAX_SEARCH_STORES
@@ -115,10 +115,7 @@ def model_view(items: list[Item], outputs: Mapping[str, str] | None = None) -> l
                 text = "File search ran; its results were not kept."
             else:
                 text = results_text(query, item["results"])
-        out.append({"type": "function_call", "id": item["id"], "call_id": item["id"], "name": NAME,
-                    "arguments": dumps({"query": query}), "status": "completed"})
-        out.append({"type": "function_call_output", "id": f"{item['id']}_out", "call_id": item["id"],
-                    "output": text, "status": "completed"})
+        out.extend(function_pair(item["id"], NAME, {"query": query}, text))
     return out
 
 

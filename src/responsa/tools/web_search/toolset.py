@@ -10,7 +10,7 @@ from openai.types.responses.response_function_web_search_param import ResponseFu
 
 from responsa.protocol.errors import invalid
 from responsa.tools.base import Emitter, ItemKind, ToolRequest, ToolRoute, Toolset, ToolType
-from responsa.tools.client_calls import arguments, dumps, only_keys, sdk_normaliser
+from responsa.tools.client_calls import arguments, dumps, function_pair, only_keys, sdk_normaliser
 from responsa.tools.web_search.backends import Result, SearchConfig, SearchUnavailable, from_config
 
 Item = dict[str, Any]
@@ -88,10 +88,7 @@ def model_view(items: list[Item], outputs: Mapping[str, str] | None = None) -> l
                 text = "Web search failed."
             else:
                 text = "Results: " + (", ".join(s.get("url", "") for s in action.get("sources") or []) or "none kept")
-        out.append({"type": "function_call", "id": item["id"], "call_id": item["id"], "name": NAME,
-                    "arguments": dumps({"query": query}), "status": "completed"})
-        out.append({"type": "function_call_output", "id": f"{item['id']}_out", "call_id": item["id"],
-                    "output": text, "status": "completed"})
+        out.extend(function_pair(item["id"], NAME, {"query": query}, text))
     return out
 
 
