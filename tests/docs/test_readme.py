@@ -348,6 +348,20 @@ def run_codex_config(block: Block, request: pytest.FixtureRequest) -> None:
         k: v for k, v in printed.items() if k != "model_providers"}
 
 
+def run_ai_sdk(block: Block, request: pytest.FixtureRequest) -> None:
+    """Run with node and the AI SDK tests/agents/test_ai_sdk.py installs from
+    npm, against the test model."""
+    from tests.agents.ai_sdk import install
+
+    modules, url = install(), request.getfixturevalue("server")
+    cwd = request.getfixturevalue("workdir") / "ai-sdk"
+    cwd.mkdir(exist_ok=True)
+    (cwd / "node_modules").symlink_to(modules)  # bare ESM imports resolve next to the script
+    (cwd / "example.mjs").write_text(_ported(block.code, url))
+    out = _bash("node example.mjs", cwd, RESPONSA_API_KEY="sk-anything")
+    assert out.strip() == "Hello from the AI SDK"
+
+
 def run_layout(block: Block, request: pytest.FixtureRequest) -> None:
     """A directory tree, not a command."""
     assert "src/responsa/" in block.code
@@ -380,6 +394,7 @@ RUNNERS: list[tuple[str, Callable[[Block], bool], Callable[[Block, pytest.Fixtur
     ("embeddings", lambda b: b.lang == "python" and "embeddings.create" in b.code, run_embeddings),
     ("console-lists", lambda b: b.lang == "bash" and "/v1/conversations?limit" in b.code, run_console_lists),
     ("codex-config", lambda b: b.lang == "toml" and "[model_providers.responsa]" in b.code, run_codex_config),
+    ("ai-sdk", lambda b: b.lang == "js" and "@ai-sdk/openai" in b.code, run_ai_sdk),
     ("layout", lambda b: b.lang == "text" and "src/responsa/" in b.code, run_layout),
     ("traces", lambda b: b.lang == "bash" and "OTEL_EXPORTER_OTLP_ENDPOINT" in b.code, run_traces),
     ("keys", lambda b: b.lang == "bash" and "responsa keys create" in b.code, run_keys),
