@@ -117,6 +117,54 @@ await scenario("structured", async () => {
   return { output: r.output };
 });
 
+// Without stored responses the SDK sends the whole history every step.
+await scenario("toolsStoreFalse", async () => {
+  const calls = [];
+  const r = await generateText({
+    model: openai.responses("test/echo"),
+    prompt: '[[call:weather {"city": "Rome"}]] And in Rome?',
+    tools: { weather: weather(calls) },
+    stopWhen: stepCountIs(3),
+    providerOptions: { openai: { store: false } },
+  });
+  return { calls, text: r.text, finishReason: r.finishReason, steps: r.steps.length };
+});
+
+await scenario("reasoning", async () => {
+  const r = streamText({ model: openai.responses("test/echo"), prompt: "[[summary:think it through]] the answer" });
+  return { text: await r.text, reasoning: await r.reasoningText };
+});
+
+// An OpenAI-shaped error becomes the SDK's APICallError with its status.
+await scenario("error", async () => {
+  try {
+    await generateText({ model: openai.responses("test/echo"), prompt: "[[error:429]] no", maxRetries: 0 });
+  } catch (error) {
+    return { name: error.name, status: error.statusCode, message: error.message, retryable: error.isRetryable };
+  }
+  throw new Error("no error was raised");
+});
+
+// A failure after the first bytes arrives as the stream's error part.
+await scenario("streamError", async () => {
+  const r = streamText({ model: openai.responses("test/echo"), prompt: "[[fail-after:2]] one two three four",
+                         maxRetries: 0, onError: () => {} });
+  const parts = [];
+  for await (const part of r.fullStream) parts.push(part.type === "error" ? `error: ${part.error.message}` : part.type);
+  return { parts };
+});
+
+await scenario("chatStreamTools", async () => {
+  const calls = [];
+  const r = streamText({
+    model: openai.chat("test/echo"),
+    prompt: '[[call:weather {"city": "Lima"}]] And in Lima?',
+    tools: { weather: weather(calls) },
+    stopWhen: stepCountIs(3),
+  });
+  return { calls, text: await r.text, finishReason: await r.finishReason, steps: (await r.steps).length };
+});
+
 await scenario("chat", async () => {
   const r = await generateText({ model: openai.chat("test/echo"), prompt: "Hello through Chat Completions" });
   return { text: r.text, finishReason: r.finishReason, model: r.response.modelId, usage: r.usage };

@@ -3,8 +3,10 @@ Responsa, unchanged but for ``baseURL``: ``generateText`` and ``streamText``
 through the Responses front door (``.responses()``), a tool round trip run by
 the SDK itself (``tool()`` + ``stopWhen``), streamed and not, multi-turn
 history the SDK replays as ``item_reference`` ids of stored items, a
-``previousResponseId`` chain, structured output, and ``generateText``
-through the Chat Completions front door (``.chat()``).
+``previousResponseId`` chain, structured output, reasoning summaries, an
+error status and a mid-stream failure as the SDK reports them, and
+``generateText`` and a streamed tool round trip through the Chat
+Completions front door (``.chat()``).
 
 One node process runs every scenario (``ai_sdk.mjs``) behind the recording
 proxy of the Codex tests, so the tests assert both what the SDK returned to
@@ -61,14 +63,13 @@ def test_stream_text_through_responses(sdk: tuple[Json, RecordingProxy]) -> None
     assert result["usage"]["outputTokens"] == 4
 
 
-@pytest.mark.parametrize(("name", "city"), [("tools", "Paris"), ("streamTools", "Oslo")])
+@pytest.mark.parametrize(("name", "city"), [("tools", "Paris"), ("streamTools", "Oslo"), ("toolsStoreFalse", "Rome")])
 def test_tool_round_trip(sdk: tuple[Json, RecordingProxy], name: str, city: str) -> None:
     """The SDK runs the tool the model called and sends its result back; the
     model's final answer is built from that result."""
     result = scenario(sdk, name)
     assert result["calls"] == [city]
-    assert result["steps"] == 2
-    assert result["finishReason"] == "stop"
+    assert (result["steps"], result["finishReason"]) == (2, "stop")
     assert result["text"] == f'The weather tool returned: {{"city":"{city}","forecast":"sunny, 21C"}}'
     if name == "streamTools":
         assert result["parts"].index("tool-call") < result["parts"].index("tool-result") \
@@ -80,6 +81,7 @@ def test_tool_round_trip(sdk: tuple[Json, RecordingProxy], name: str, city: str)
     output = next(i for i in second.body["input"] if i.get("type") == "function_call_output")
     assert call["name"] == "weather" and output["call_id"] == call["call_id"]
     assert second.status == 200
+    assert second.body.get("store", True) is (name != "toolsStoreFalse")
 
 
 def test_multi_turn_replays_stored_items_by_reference(sdk: tuple[Json, RecordingProxy]) -> None:
@@ -105,3 +107,27 @@ def test_generate_text_through_chat_completions(sdk: tuple[Json, RecordingProxy]
     assert result["finishReason"] == "stop"
     assert result["model"] == "test/echo"
     assert any(x.path == "chat/completions" and x.status == 200 for x in sdk[1].exchanges)
+
+
+def test_reasoning_summary_streams_as_reasoning(sdk: tuple[Json, RecordingProxy]) -> None:
+    result = scenario(sdk, "reasoning")
+    assert result == {"ok": True, "text": "the answer", "reasoning": "think it through"}
+
+
+def test_error_reaches_the_sdk_with_its_status(sdk: tuple[Json, RecordingProxy]) -> None:
+    result = scenario(sdk, "error")
+    assert (result["name"], result["status"], result["retryable"]) == ("AI_APICallError", 429, True)
+    assert result["message"] == "Scripted upstream failure (429)."
+
+
+def test_mid_stream_failure_is_the_streams_error_part(sdk: tuple[Json, RecordingProxy]) -> None:
+    parts = scenario(sdk, "streamError")["parts"]
+    assert parts.count("text-delta") == 2
+    assert "error: Scripted upstream failure mid-stream." in parts
+
+
+def test_tool_round_trip_through_chat_completions(sdk: tuple[Json, RecordingProxy]) -> None:
+    result = scenario(sdk, "chatStreamTools")
+    assert result["calls"] == ["Lima"]
+    assert (result["steps"], result["finishReason"]) == (2, "stop")
+    assert result["text"] == 'The weather tool returned: {"city":"Lima","forecast":"sunny, 21C"}'
