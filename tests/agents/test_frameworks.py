@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from openai import AsyncOpenAI
+from pydantic import BaseModel
 
 pytestmark = [
     pytest.mark.slow,
@@ -31,6 +32,17 @@ pytestmark = [
 
 CALL = '[[call:get_weather {"city": "Paris"}]] What is the weather in Paris?'
 ANSWER = "The get_weather tool returned: sunny in Paris"
+
+
+class City(BaseModel):
+    """A structured answer: the test model answers a JSON schema with its
+    minimal instance, which the framework must parse into this type."""
+
+    name: str
+    population: int
+
+
+MINIMAL_CITY = City(name="test", population=1)
 
 
 def get_weather(city: str) -> str:
@@ -75,6 +87,27 @@ async def test_openai_agents_runs_a_tool_and_continues_a_chain(server: str, agen
     assert "sunny in Paris" in again.final_output
 
 
+async def test_openai_agents_conversations_session(server: str, agents_sdk: Any) -> None:
+    # The session keeps the history in Responsa's Conversations API.
+    ran: list[str] = []
+    agent = _agent(agents_sdk, server, ran)
+    client = AsyncOpenAI(base_url=f"{server}/v1", api_key="test-key", max_retries=0)
+    session = agents_sdk.OpenAIConversationsSession(openai_client=client)
+    assert (await agents_sdk.Runner.run(agent, CALL, session=session)).final_output == ANSWER
+    again = await agents_sdk.Runner.run(agent, "[[no-call]] [[history]]", session=session)
+    assert "What is the weather in Paris?" in again.final_output
+    assert ANSWER in again.final_output
+    types = [item["type"] for item in await session.get_items()]
+    assert types[:4] == ["message", "function_call", "function_call_output", "message"]
+
+
+async def test_openai_agents_structured_output(server: str, agents_sdk: Any) -> None:
+    client = AsyncOpenAI(base_url=f"{server}/v1", api_key="test-key", max_retries=0)
+    agent = agents_sdk.Agent(name="city", output_type=City,
+                             model=agents_sdk.OpenAIResponsesModel(model="test/echo", openai_client=client))
+    assert (await agents_sdk.Runner.run(agent, "a city")).final_output == MINIMAL_CITY
+
+
 async def test_openai_agents_streams(server: str, agents_sdk: Any) -> None:
     ran: list[str] = []
     result = agents_sdk.Runner.run_streamed(_agent(agents_sdk, server, ran), CALL)
@@ -114,6 +147,12 @@ def test_langchain_tool_round_trip(server: str) -> None:
     assert llm.invoke(messages).text == ANSWER
 
 
+def test_langchain_structured_output(server: str) -> None:
+    llm = _chat_openai(server)
+    assert llm.with_structured_output(City, method="json_schema", strict=True).invoke("a city") == MINIMAL_CITY
+    assert llm.with_structured_output(City, method="function_calling").invoke("a city") == MINIMAL_CITY
+
+
 def test_langchain_previous_response_id(server: str) -> None:
     from langchain_core.messages import HumanMessage
 
@@ -148,6 +187,16 @@ def test_pydantic_ai_runs_a_tool(server: str) -> None:
     result = agent.run_sync(CALL)
     assert ran == ["Paris"]
     assert result.output == ANSWER
+
+
+def test_pydantic_ai_structured_output(server: str) -> None:
+    from pydantic_ai import Agent, NativeOutput
+    from pydantic_ai.models.openai import OpenAIResponsesModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    model = OpenAIResponsesModel("test/echo", provider=OpenAIProvider(base_url=f"{server}/v1", api_key="test-key"))
+    assert Agent(model, output_type=City).run_sync("a city").output == MINIMAL_CITY  # through an output tool
+    assert Agent(model, output_type=NativeOutput(City)).run_sync("a city").output == MINIMAL_CITY  # text.format
 
 
 async def test_pydantic_ai_streams(server: str) -> None:
@@ -223,7 +272,10 @@ def llm_model(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> A
 
 
 def test_llm_prompt_and_tool(llm_model: Any) -> None:
-    assert llm_model.prompt("hello from llm").text() == "hello from llm"
+    conversation = llm_model.conversation()
+    assert conversation.prompt("hello from llm").text() == "hello from llm"
+    # llm replays the conversation itself (Chat Completions keeps nothing).
+    assert conversation.prompt("[[history]]").text() == "user: hello from llm | assistant: hello from llm | user:"
     ran: list[str] = []
 
     def weather(city: str) -> str:
