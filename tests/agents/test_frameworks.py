@@ -87,6 +87,23 @@ async def test_openai_agents_runs_a_tool_and_continues_a_chain(server: str, agen
     assert "sunny in Paris" in again.final_output
 
 
+async def test_openai_agents_store_false_replays_reasoning_and_parallel_calls(server: str, agents_sdk: Any) -> None:
+    # Zero-data-retention style: nothing stored, the SDK replays every item
+    # (the reasoning with its encrypted content, both calls, both outputs).
+    ran: list[str] = []
+    agent = _agent(agents_sdk, server, ran).clone(model_settings=agents_sdk.ModelSettings(
+        store=False, response_include=["reasoning.encrypted_content"]))
+    two_calls = ('[[reasoning:plan]] [[call:get_weather {"city": "Oslo"}]] '
+                 '[[call:get_weather {"city": "Rome"}]] Oslo or Rome?')
+    first = await agents_sdk.Runner.run(agent, two_calls)
+    assert ran == ["Oslo", "Rome"]
+    assert first.final_output == "The get_weather tool returned: sunny in Rome"
+    history = [*first.to_input_list(), {"role": "user", "content": "[[no-call]] [[history]]"}]
+    again = await agents_sdk.Runner.run(agent, history)
+    assert "Oslo or Rome?" in again.final_output
+    assert "sunny in Rome" in again.final_output
+
+
 async def test_openai_agents_conversations_session(server: str, agents_sdk: Any) -> None:
     # The session keeps the history in Responsa's Conversations API.
     ran: list[str] = []
@@ -187,6 +204,12 @@ def test_pydantic_ai_runs_a_tool(server: str) -> None:
     result = agent.run_sync(CALL)
     assert ran == ["Paris"]
     assert result.output == ANSWER
+
+    # The next turn replays the messages pydantic-ai kept, with store off.
+    again = agent.run_sync("[[no-call]] [[history]]", message_history=result.all_messages(),
+                           model_settings={"openai_store": False})
+    assert "What is the weather in Paris?" in again.output
+    assert ANSWER in again.output
 
 
 def test_pydantic_ai_structured_output(server: str) -> None:
