@@ -29,14 +29,16 @@ def test_quick_suite_measures_every_part(tmp_path: Path) -> None:
         (mode, store, c) for mode in ("non-streamed", "streamed") for store in (True, False) for c in (1, 16)}
     for r in latency:
         assert r["through"]["n"] > 0 and r["direct"]["n"] > 0 and r["through"]["errors"] == 0
-        assert r["through"]["rps"] > 0 and r["through"]["server_cpu_us_per_request"] > 0
+        assert r["through"]["rps"] > 0 and r["through"]["server_cpu_us_per_request"] >= 0
         if r["mode"] == "streamed":  # every stream relayed the fake's words as text deltas
             assert r["through"]["events"] >= r["through"]["n"] * 10
             assert "added_first_text_p50_ms" in r
+    # The kernel counts CPU in 10 ms ticks: one quick point on an idle box can read 0, not all of them.
+    assert sum(r["through"]["server_cpu_us_per_request"] for r in latency) > 0
 
     (relay,) = results["relay"]
     assert relay["events_per_stream"] >= relay["deltas"]  # the 200 deltas, plus the lifecycle events
-    assert relay["through_events_per_s"] > 0 and relay["server_cpu_us_per_event"] > 0
+    assert relay["through_events_per_s"] > 0 and relay["server_cpu_us_per_event"] >= 0  # (ticks, as above)
 
     (held,) = results["open_streams"]
     assert held["streams_relaying"] == held["upstream_held"] == held["streams"] == 50
