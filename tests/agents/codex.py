@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -29,48 +27,26 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.agents import npm
 from tests.helpers import serve_in_thread
 
 VERSION = "0.171.0"
 """Pinned: Codex changes what it sends between releases."""
-_NETWORK_ERRORS = re.compile(r"ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|network|"
-                             r"getaddrinfo|socket hang up|proxy", re.IGNORECASE)
 Json = dict[str, Any]
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("RESPONSA_TEST_CACHE") or os.path.join(Path.home(), ".cache", "responsa-tests")
-    return Path(root) / "codex" / VERSION
 
 
 def install() -> Path:
     """The ``codex`` binary of the pinned version, installed from npm on first use."""
-    prefix = cache_dir()
+    prefix = npm.cache_dir("codex", VERSION)
     binary = prefix / "node_modules" / ".bin" / "codex"
-    if binary.exists():
-        return binary
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is not installed, so the Codex CLI cannot be installed from the npm registry")
-    prefix.mkdir(parents=True, exist_ok=True)
-    try:
-        proc = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
-                               "--loglevel", "error", f"@openai/codex@{VERSION}"],
-                              capture_output=True, text=True, timeout=900, check=False)
-    except subprocess.TimeoutExpired:
-        pytest.skip("the npm registry did not answer within 15 minutes: cannot install the Codex CLI")
-    if proc.returncode != 0:
-        if _NETWORK_ERRORS.search(proc.stderr):
-            pytest.skip(f"the npm registry is unreachable, so the Codex CLI cannot be installed: "
-                        f"{proc.stderr.strip()[-300:]}")
-        pytest.fail(f"npm install @openai/codex@{VERSION} failed:\n{proc.stderr[-2000:]}")
-    assert binary.exists(), f"npm installed no codex binary under {prefix}"
+    if not binary.exists():
+        npm.install(prefix, [f"@openai/codex@{VERSION}"], "the Codex CLI")
+        assert binary.exists(), f"npm installed no codex binary under {prefix}"
     return binary
 
 
