@@ -47,13 +47,8 @@ def test_bad_synchronous_is_refused(tmp_path: Path) -> None:
         open_store(f"sqlite:///{tmp_path / 'x.db'}?synchronous=off")
 
 
-async def test_one_thread_hop_per_store_method(tmp_path: Path) -> None:
-    """The property that made the SQLite store fast: each method runs its
-    whole operation in ONE call on the store's thread, however many
-    statements it issues (the hot non-streamed write is one transaction)."""
-    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
-    assert isinstance(store, SQLiteStore)
-    await store.open()
+def _count_hops(store: SQLiteStore) -> list[bool]:
+    """Records each call run on the store's thread (``True``: as a transaction)."""
     hops: list[bool] = []
     run = store.driver._run
 
@@ -62,6 +57,17 @@ async def test_one_thread_hop_per_store_method(tmp_path: Path) -> None:
         return run(op, transaction)
 
     store.driver._run = counted  # type: ignore[method-assign]
+    return hops
+
+
+async def test_one_thread_hop_per_store_method(tmp_path: Path) -> None:
+    """The property that made the SQLite store fast: each method runs its
+    whole operation in ONE call on the store's thread, however many
+    statements it issues (the hot non-streamed write is one transaction)."""
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    assert isinstance(store, SQLiteStore)
+    await store.open()
+    hops = _count_hops(store)
     try:
         conv = {"id": "conv_h", "object": "conversation", "created_at": 1, "metadata": {}}
         await store.create_conversation(T1, conv, [message("c0")])
@@ -202,14 +208,7 @@ async def test_a_caller_alone_runs_small_calls_inline_and_durably(tmp_path: Path
     store = open_store(f"sqlite:///{tmp_path / 'i.db'}", alone=lambda: alone[0])
     assert isinstance(store, SQLiteStore)
     await store.open()
-    hops: list[bool] = []
-    run = store.driver._run
-
-    def counted(op: Any, transaction: bool) -> Any:
-        hops.append(transaction)
-        return run(op, transaction)
-
-    store.driver._run = counted  # type: ignore[method-assign]
+    hops = _count_hops(store)
     try:
         resp = response(status="completed", output=[message("out", "assistant")])
         before = store.driver.inlined
