@@ -39,6 +39,7 @@ import httpx2
 from responsa.files import FileStore
 from responsa.files.extract import extract_text, supported
 from responsa.protocol.errors import APIError, ResponsaError, invalid
+from responsa.protocol.items import PART_FIELDS
 from responsa.protocol.types import Item
 from responsa.tools.mcp.urlguard import RefusedAddress, guarded_transport
 
@@ -194,11 +195,6 @@ PART_TYPES = frozenset({"input_file", "input_image"})
 def _names_file(part: Any) -> bool:
     return isinstance(part, dict) and (part.get("type") == "input_file" or (
         part.get("type") == "input_image" and bool(part.get("file_id")) and not part.get("image_url")))
-
-
-PART_FIELDS = {"message": "content", "function_call_output": "output", "custom_tool_call_output": "output"}
-"""Where an item holds content parts: a message's ``content``, a tool
-output's ``output`` when it is a list (a tool may return a file too)."""
 
 
 def _file_parts(items: list[Item]) -> list[tuple[int, str, int]]:

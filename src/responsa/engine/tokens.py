@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from responsa.protocol.items import PART_FIELDS
 from responsa.protocol.types import Item
 from responsa.tokenizer import encoding
 
@@ -159,7 +160,7 @@ def survey(items: list[Item]) -> Survey:
                         total += _part_image(part)
         else:
             total += sum(_utf8_len(t) for t in _texts(it))
-            output = it.get("output") if itype.endswith("_output") else None
+            output = it.get("output") if PART_FIELDS.get(itype) == "output" else None
             if isinstance(output, list):  # a tool's output parts (an image, a file) count as parts too
                 parts.update(p.get("type", "") for p in output if isinstance(p, dict))
     return Survey(types, parts, total)

@@ -21,6 +21,10 @@ _INPUT_PARTS = ("input_text", "input_image", "input_file")
 _ASSISTANT_PARTS = ("output_text", "refusal")
 _IMAGE_DETAIL = ("auto", "low", "high")
 _STATUSES = ("in_progress", "completed", "incomplete")
+PART_FIELDS = MappingProxyType({"message": "content", "function_call_output": "output",
+                                "custom_tool_call_output": "output"})
+"""Where an item holds content parts: a message's ``content``, a tool
+output's ``output`` when it is a list (a tool may return an image or a file)."""
 
 
 def _str(value: Any, param: str, *, optional: bool = False) -> str | None:
